@@ -1,0 +1,5 @@
+import sys
+
+from sidlive.cli import main
+
+sys.exit(main())

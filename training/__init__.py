@@ -1,0 +1,1 @@
+"""Training side of sidlive: tune dumper (6510 emulator, PSID loader), datasets, model, training, export."""
