@@ -11,6 +11,9 @@ COMMANDS = {
     "devices": ("sidlive.devices", "list audio devices and MIDI ports"),
     "dump": ("training.dump", "dump a .sid tune to register frames"),
     "bench": ("sidlive.bench", "measure this machine's figures"),
+    "learn": ("sidlive.learn", "bind the next moved MIDI control to a parameter"),
+    "recover": ("sidlive.recover", "finish recordings left by a crash"),
+    "demo": ("sidlive.demo", "the main job on shipped defaults (what `make demo` runs)"),
 }
 
 

@@ -1,0 +1,402 @@
+"""Render SID register frames to audio with reSID (pyresidfp), in blocks of any size.
+
+One `Renderer` serves offline rendering (`render_frames`) and the live audio callback
+(`read_into`, which fills a caller-provided buffer). Per frame it:
+
+1. takes the next frame from its source (a `Frames`, or a callable that returns the next
+   25 register values or None when none is ready: then the last register state holds);
+2. writes the registers that changed since the previous frame, in `frames.WRITE_ORDER`:
+   every register ascending, then the control registers $04/$0B/$12 last, so a gate or
+   waveform change lands after that voice's pitch, pulse width and ADSR are in place.
+   Writing only changes is equivalent to writing all 25: a SID register write of the
+   value already there changes nothing (the control register acts on bit *changes*:
+   gate edge, test bit, sync/ring), so skipping it is exact and saves the calls;
+3. clocks exactly the frame's cycles (19,656 for PAL, 17,095 for NTSC): never rounded
+   to a sample boundary, so the music's timing is exact in SID cycles.
+
+Sample accounting. reSIDfp's long-run output rate is not quite the rate asked for
+(measured: 2.2e-4 fast with RESAMPLE at 48 kHz, +626 samples per 3,000 frames; 2.0e-4
+at 44.1 kHz; 3e-5 with DECIMATE), and sidplayfp's WAVs carry the same skew. Frame k's
+audio is therefore defined on an exact output timeline: frames 0..k-1 span
+`frame_sample_boundary(k)` = floor(k * cycles * rate / clock) samples (integer
+arithmetic, no drift over any length). reSID's samples go into an input FIFO and a
+32-tap windowed-sinc fractional resampler reads them at a ratio that `RateLock` (a
+second-order phase-locked loop, updated once a frame) keeps locked to the frame
+boundaries: the ratio settles to reSID's true rate within ~1e-6 and the read position
+stays ~28 input samples (0.6 ms) behind the newest sample. The output then goes into a
+one-frame FIFO from which blocks of any size are handed out.
+
+Determinism: two pyresidfp instances fed the same writes differ by a few LSB (about
+-80 dBFS, from state it leaves uninitialised), so renders repeat to within that, not
+bit for bit. Its resampler also starts with garbage in its buffer: `reset` clocks
+WARMUP_CYCLES of silence first so no render starts with a full-scale click.
+
+Hot path (`read_into`): no numpy allocation per block; per frame, pyresidfp's `clock`
+returns a Python list (its API; unavoidable), copied into a preallocated buffer.
+Not thread-safe: one consumer (the audio callback) calls `read_into`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import numpy as np
+from numba import njit
+from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
+
+from sidlive.frames import (CHIPS, CLOCKS, CONTROL_REGS, NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, NUM_REGS,
+                            PAL_CLOCK_HZ, PAL_FRAME_CYCLES, WRITE_ORDER, Frames)
+
+RATE_MIN_HZ, RATE_MAX_HZ = 22_050, 96_000
+SAMPLING_METHODS = ("resample", "decimate")
+CLOCK_PARAMS = {"PAL": (PAL_CLOCK_HZ, PAL_FRAME_CYCLES), "NTSC": (NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES)}
+
+TAPS = 32              # fractional resampler length (flat within 0.04 dB to 0.9 x Nyquist)
+PHASES = 512           # table rows per input sample (linear between rows)
+KAISER_BETA = 5.0
+LOCK_DELAY = TAPS // 2 + 12   # input samples the read position trails the newest one
+LOCK_GAIN = 0.03              # phase gain per frame; frequency gain is LOCK_GAIN**2 / 4
+_IN_CAP = 16_384
+_IN_PAD = 128                 # zeros before reSID's first sample (start-up reads)
+# pyresidfp leaves its resampler's ring buffer uninitialised (new instance or reset):
+# the first ~100 samples can be full-scale garbage. Clocking this many cycles of
+# silence at reset, output discarded, flushes it.
+WARMUP_CYCLES = 65_536
+
+FrameSource = Callable[[], "np.ndarray | Iterable[int] | None"]
+
+
+def frame_sample_boundary(k: int, rate_hz: int, cycles_per_frame: int = PAL_FRAME_CYCLES,
+                          clock_hz: int = PAL_CLOCK_HZ) -> int:
+    """Output samples spanned by frames 0..k-1: floor(k * cycles * rate / clock), exact."""
+    return (k * cycles_per_frame * rate_hz) // clock_hz
+
+
+class RateLock:
+    """Locks a fractional resampler's read position to frame boundaries.
+
+    Each frame, `advance(in_total, out_count, boundary_frac)` gets the input samples
+    produced so far (reSID's count, which jitters by a sample and runs slightly fast),
+    the output samples this frame must yield, and how far the exact boundary lies past
+    the last output sample (0 <= frac < 1, in output samples). It returns the input read
+    position of the frame's first output sample and the step per output sample. The
+    target is to read `delay` input samples behind the newest one at every boundary.
+    """
+
+    def __init__(self, delay: float = LOCK_DELAY, gain: float = LOCK_GAIN,
+                 resync_error: float = LOCK_DELAY - TAPS // 2 - 2):
+        self.delay = float(delay)
+        self.gain = float(gain)
+        self.freq_gain = gain * gain / 4.0   # critically damped second-order loop
+        self.resync_error = float(resync_error)
+        self.reset()
+
+    def reset(self) -> None:
+        self.ratio = 1.0      # input samples per output sample
+        self.pos = None       # input read position of the next output sample
+        self.last_error = 0.0
+        self.resyncs = 0
+
+    def advance(self, in_total: int, out_count: int, boundary_frac: float) -> tuple[float, float]:
+        target = in_total - self.delay - boundary_frac * self.ratio
+        if self.pos is None:
+            self.pos = target - out_count * self.ratio
+        err = target - (self.pos + out_count * self.ratio)
+        if abs(err) > self.resync_error:   # far off (should not happen): jump, don't slew
+            self.pos += err
+            self.resyncs += 1
+            err = 0.0
+        self.last_error = err
+        self.ratio += self.freq_gain * err / out_count
+        step = self.ratio + self.gain * err / out_count
+        start = self.pos
+        self.pos = start + out_count * step
+        return start, step
+
+
+def _sinc_table(taps: int = TAPS, phases: int = PHASES, beta: float = KAISER_BETA) -> np.ndarray:
+    """Row p: the filter reading at fractional offset p/phases past sample floor(pos)."""
+    half = taps // 2
+    frac = np.arange(phases + 1, dtype=np.float64)[:, None] / phases   # (P+1, 1)
+    d = np.arange(taps, dtype=np.float64)[None, :] - (half - 1) - frac  # (P+1, T)
+    window = np.i0(beta * np.sqrt(np.clip(1.0 - (d / half) ** 2, 0.0, 1.0))) / np.i0(beta)
+    h = np.sinc(d) * window
+    h /= h.sum(axis=1, keepdims=True)   # unity gain at DC for every phase
+    return h.astype(np.float32)
+
+
+@njit(cache=True, nogil=True)
+def _interpolate(src, src_base, start, step, n, table, out):
+    """out[j] = src interpolated at absolute input position start + j*step, j < n."""
+    taps = table.shape[1]
+    half = taps // 2
+    phases = table.shape[0] - 1
+    for j in range(n):
+        pos = start + j * step
+        ip = math.floor(pos)
+        fp = (pos - ip) * phases
+        ph = int(fp)
+        w = fp - ph
+        i0 = int(ip) - src_base - half + 1
+        a0 = 0.0
+        a1 = 0.0
+        for t in range(taps):
+            x = src[i0 + t]
+            a0 += x * table[ph, t]
+            a1 += x * table[ph + 1, t]
+        out[j] = a0 + w * (a1 - a0)
+
+
+def _check_choice(name: str, value, allowed) -> str:
+    s = str(value)
+    if s not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return s
+
+
+def _check_voices(name: str, voices) -> frozenset:
+    try:
+        out = frozenset(int(v) for v in voices)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be voice numbers in 1..3; got {voices!r}") from None
+    bad = sorted(v for v in out if not 1 <= v <= 3)
+    if bad:
+        raise ValueError(f"{name}: voice {bad[0]} is out of range; allowed 1..3")
+    return out
+
+
+class Renderer:
+    """reSID renderer: register frames in, int16/float32 samples out, any block size.
+
+    Renderer(source=None, *, chip="6581", rate_hz=48000, muted_voices=(),
+             filter_enabled=True, clock="PAL", sampling="resample")
+
+    source: a `Frames` (played once; afterwards its last frame holds), a callable
+    returning the next frame (25 register values as an array, sequence or bytes; or None:
+    no frame ready, hold the last state), or None (hold).
+    rate_hz: 22050..96000; muted_voices: subset of 1..3; sampling: reSID's "resample"
+    (band-limited, default) or "decimate" (faster, aliases); clock "PAL" or "NTSC".
+    """
+
+    def __init__(self, source: Frames | FrameSource | None = None, *, chip: str = "6581",
+                 rate_hz: int = 48_000, muted_voices: Iterable[int] = (),
+                 filter_enabled: bool = True, clock: str = "PAL",
+                 sampling: str = "resample"):
+        self.chip = _check_choice("chip", chip, CHIPS)
+        self.clock = _check_choice("clock", clock, CLOCKS)
+        self.sampling = _check_choice("sampling", sampling, SAMPLING_METHODS)
+        if isinstance(rate_hz, bool) or not isinstance(rate_hz, (int, np.integer)) \
+                or not RATE_MIN_HZ <= rate_hz <= RATE_MAX_HZ:
+            raise ValueError(f"rate_hz must be an integer in {RATE_MIN_HZ}..{RATE_MAX_HZ}; got {rate_hz!r}")
+        self.rate_hz = int(rate_hz)
+        self.clock_hz, self.cycles_per_frame = CLOCK_PARAMS[self.clock]
+        self.muted_voices = _check_voices("muted_voices", muted_voices)
+        self.filter_enabled = bool(filter_enabled)
+        self.max_frame_samples = -(-self.cycles_per_frame * self.rate_hz // self.clock_hz)
+        self._table = _sinc_table()
+        self._in = np.zeros(_IN_CAP, dtype=np.float32)
+        self._frame_out = np.zeros(self.max_frame_samples, dtype=np.float32)
+        self._scratch = np.zeros(self.max_frame_samples, dtype=np.float32)
+        self._lock = RateLock()
+        self._regs = np.zeros(NUM_REGS, dtype=np.uint8)
+        self.set_source(source)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self) -> None:
+        """Back to power-on: a new SID, buffers empty, frame 0 of the source.
+
+        A new pyresidfp instance rather than its `reset()`, which leaves filter and
+        resampler state behind."""
+        self._sid = SID(ChipModel.MOS6581 if self.chip == "6581" else ChipModel.MOS8580,
+                        SamplingMethod.RESAMPLE if self.sampling == "resample" else SamplingMethod.DECIMATE,
+                        float(self.clock_hz), float(self.rate_hz))
+        self._sid.clock(WARMUP_CYCLES)
+        self._sid.enable_filter(self.filter_enabled)
+        for v in (1, 2, 3):
+            self._sid.mute(v - 1, v in self.muted_voices)
+        self._regs[:] = 0
+        self._written_once = False
+        self._in[:_IN_PAD] = 0.0
+        self._in_base = -_IN_PAD     # absolute input index of self._in[0]
+        self._in_len = _IN_PAD
+        self._in_total = 0           # reSID samples produced
+        self._lock.reset()
+        self._out_len = 0
+        self._out_pos = 0
+        self.frames_rendered = 0
+        self.samples_out = 0
+        self._frame_index = 0
+
+    def set_source(self, source: Frames | FrameSource | None) -> None:
+        """Switch the frame source; frame counting and SID state carry on."""
+        if source is not None and not isinstance(source, Frames) and not callable(source):
+            raise TypeError(f"source must be a Frames, a callable or None; got {type(source).__name__}")
+        self._source = source
+        self._frame_index = 0
+
+    def set_mute(self, voice: int, muted: bool) -> None:
+        """Mute/unmute voice 1..3 now. reSIDfp applies a mute when the voice's control
+        register is next written, so the current value is written again (same value: no
+        gate or test-bit edge, only the mute takes hold)."""
+        (v,) = _check_voices("voice", [voice])
+        self.muted_voices = (self.muted_voices | {v}) if muted else (self.muted_voices - {v})
+        self._sid.mute(v - 1, bool(muted))
+        if self._written_once:
+            ctrl = CONTROL_REGS[v - 1]
+            self._sid.write(ctrl, int(self._regs[ctrl]))
+
+    def set_filter(self, enabled: bool) -> None:
+        self.filter_enabled = bool(enabled)
+        self._sid.enable_filter(self.filter_enabled)
+
+    @property
+    def registers(self) -> np.ndarray:
+        """The register state last written, (25,) uint8 (a copy)."""
+        return self._regs.copy()
+
+    @property
+    def exhausted(self) -> bool:
+        """True when a `Frames` source has no frames left (its last state now holds)."""
+        return isinstance(self._source, Frames) and self._frame_index >= len(self._source)
+
+    @property
+    def ratio(self) -> float:
+        """reSID input samples per output sample, as locked (about 1.0002 for RESAMPLE)."""
+        return self._lock.ratio
+
+    def samples_for_frames(self, n_frames: int) -> int:
+        """Output samples from now to the end of the next `n_frames` frames."""
+        if n_frames < 0:
+            raise ValueError(f"n_frames must be >= 0; got {n_frames}")
+        end = frame_sample_boundary(self.frames_rendered + n_frames, self.rate_hz,
+                                    self.cycles_per_frame, self.clock_hz)
+        return end - self.samples_out
+
+    # ------------------------------------------------------------------ output
+
+    def read_into(self, out: np.ndarray) -> int:
+        """Fill `out` ((N,) or (N, channels); int16 or float32 in [-1, 1)) with the next N
+        samples (every channel the same). Renders frames as needed; returns N."""
+        if out.dtype not in (np.int16, np.float32):
+            raise TypeError(f"out must be int16 or float32; got {out.dtype}")
+        if out.ndim == 2:
+            n = self.read_into(out[:, 0])
+            for c in range(1, out.shape[1]):
+                out[:, c] = out[:, 0]
+            return n
+        if out.ndim != 1:
+            raise ValueError(f"out must be 1-D or 2-D (frames, channels); got shape {out.shape}")
+        n = out.shape[0]
+        done = 0
+        while done < n:
+            if self._out_pos >= self._out_len:
+                self._render_frame()
+            take = min(n - done, self._out_len - self._out_pos)
+            src = self._frame_out[self._out_pos:self._out_pos + take]
+            dst = out[done:done + take]
+            if out.dtype == np.int16:
+                tmp = self._scratch[:take]
+                np.rint(src, out=tmp)
+                np.clip(tmp, -32768.0, 32767.0, out=tmp)
+                dst[:] = tmp
+            else:
+                np.multiply(src, np.float32(1.0 / 32768.0), out=dst)
+            self._out_pos += take
+            done += take
+        self.samples_out += n
+        return n
+
+    def read(self, n_samples: int, dtype=np.int16) -> np.ndarray:
+        """The next `n_samples` as a new array (allocates: not for the audio callback)."""
+        if n_samples < 0:
+            raise ValueError(f"n_samples must be >= 0; got {n_samples}")
+        out = np.empty(int(n_samples), dtype=dtype)
+        self.read_into(out)
+        return out
+
+    def render_frames(self, n_frames: int, dtype=np.int16) -> np.ndarray:
+        """Render the next `n_frames` frames; returns exactly their samples."""
+        return self.read(self.samples_for_frames(n_frames), dtype=dtype)
+
+    # ------------------------------------------------------------------ one frame
+
+    def _next_frame(self):
+        src = self._source
+        if src is None:
+            return None
+        if isinstance(src, Frames):
+            if self._frame_index >= len(src):
+                return None
+            row = src.regs[self._frame_index]
+            self._frame_index += 1
+            return row
+        row = src()
+        if row is None:
+            return None
+        row = np.frombuffer(row, np.uint8) if isinstance(row, (bytes, bytearray, memoryview)) \
+            else np.asarray(row)
+        if row.shape != (NUM_REGS,):
+            raise ValueError(f"frame source returned shape {row.shape} at frame "
+                             f"{self.frames_rendered}; expected ({NUM_REGS},) register values")
+        if row.dtype != np.uint8:
+            if row.min() < 0 or row.max() > 255:
+                raise ValueError(f"frame source returned a register value outside 0..255 "
+                                 f"at frame {self.frames_rendered}")
+            row = row.astype(np.uint8)
+        return row
+
+    def _write(self, row: np.ndarray) -> None:
+        regs = self._regs
+        sid_write = self._sid.write
+        first = not self._written_once
+        for r in WRITE_ORDER:
+            v = row[r]
+            if first or v != regs[r]:
+                sid_write(r, int(v))
+                regs[r] = v
+        self._written_once = True
+
+    def _render_frame(self) -> None:
+        row = self._next_frame()
+        if row is not None:
+            self._write(row)
+        samples = self._sid.clock(self.cycles_per_frame)
+        n = len(samples)
+        if self._in_len + n > _IN_CAP:
+            self._compact()
+        self._in[self._in_len:self._in_len + n] = samples
+        self._in_len += n
+        self._in_total += n
+        k1 = self.frames_rendered + 1
+        num = k1 * self.cycles_per_frame * self.rate_hz
+        end = num // self.clock_hz
+        frac = (num % self.clock_hz) / self.clock_hz
+        m = end - frame_sample_boundary(self.frames_rendered, self.rate_hz,
+                                        self.cycles_per_frame, self.clock_hz)
+        start, step = self._lock.advance(self._in_total, m, frac)
+        _interpolate(self._in, self._in_base, start, step, m, self._table, self._frame_out)
+        self._out_len = m
+        self._out_pos = 0
+        self.frames_rendered = k1
+
+    def _compact(self) -> None:
+        """Drop input samples the resampler will not read again."""
+        if self._lock.pos is None:
+            return
+        keep_from = int(math.floor(self._lock.pos)) - TAPS - self._in_base
+        keep_from = max(0, min(keep_from, self._in_len))
+        tail = self._in_len - keep_from
+        self._in[:tail] = self._in[keep_from:self._in_len]
+        self._in_base += keep_from
+        self._in_len = tail
+
+
+def render(frames: Frames, *, chip: str | None = None, rate_hz: int = 48_000,
+           muted_voices: Iterable[int] = (), filter_enabled: bool = True,
+           sampling: str = "resample") -> np.ndarray:
+    """Render a whole `Frames` to int16 mono samples (chip defaults to the frames' own)."""
+    r = Renderer(frames, chip=chip or frames.chip, rate_hz=rate_hz, muted_voices=muted_voices,
+                 filter_enabled=filter_enabled, clock=frames.clock, sampling=sampling)
+    return r.render_frames(len(frames))
