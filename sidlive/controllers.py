@@ -1,0 +1,351 @@
+"""Controller maps (presets/controllers/*.toml) and the MIDI mapper.
+
+A map binds knobs (CC -> parameter over a range with a curve) and buttons (CC or note ->
+toggle, choice or trigger parameter, momentary or toggle) and program change -> loop.
+File format (see docs/controllers.md):
+
+    name = "Korg nanoKONTROL2"
+    channel = 1                 # 1..16, or 0 = any channel
+    program_change = "loop"     # optional
+
+    [[knob]]
+    cc = 16
+    param = "temperature"
+    min = 0.2                   # optional, default: the parameter's range
+    max = 1.5
+    curve = "exp"               # optional: linear | exp | log
+
+    [[button]]
+    cc = 48                     # or: note = 41
+    param = "mute_1"
+    mode = "toggle"             # toggle: each press flips; momentary: on while held
+
+`MidiMapper.handle(msg)` turns one MIDI message into ControlEvents; it never raises.
+CC 120 (all sound off) and 123 (all notes off) always mean panic.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import mido
+
+from sidlive.controls import CURVES, PARAMS, ControlEvent
+
+PANIC_CCS = (120, 123)
+MODES = ("momentary", "toggle")
+KNOB_KINDS = ("continuous", "integer", "choice", "toggle")
+BUTTON_KINDS = ("toggle", "choice", "trigger")
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets" / "controllers"
+
+
+class ControllerMapError(ValueError):
+    """A controller map is invalid; the message names the file, line and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    cc: int
+    param: str
+    min: float | None = None
+    max: float | None = None
+    curve: str | None = None
+    channel: int | None = None  # None: the map's channel
+
+
+@dataclasses.dataclass(frozen=True)
+class Button:
+    param: str
+    cc: int | None = None
+    note: int | None = None
+    mode: str = "momentary"
+    channel: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerMap:
+    name: str
+    channel: int = 0  # 1..16; 0 = any
+    program_change: str | None = None
+    knobs: tuple[Knob, ...] = ()
+    buttons: tuple[Button, ...] = ()
+
+
+# ---------------------------------------------------------------------------- loading
+
+_TOP_KEYS = {"name", "channel", "program_change", "knob", "button"}
+_KNOB_KEYS = {"cc", "param", "min", "max", "curve", "channel"}
+_BUTTON_KEYS = {"cc", "note", "param", "mode", "channel"}
+
+
+def load_map(path: str | Path) -> ControllerMap:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ControllerMapError(f"{path}: byte offset {e.start}: not UTF-8 text") from None
+    return parse_map(text, str(path))
+
+
+def parse_map(text: str, source: str = "<string>") -> ControllerMap:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ControllerMapError(f"{source}: {e}") from None
+    where = _Locator(text, source)
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise where.error(None, None, key, f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise where.error(None, None, "name", "must be a non-empty string")
+    channel = _int_field(doc, "channel", 0, 0, 16, where, None, None, "(0 = any channel)")
+    pc = doc.get("program_change")
+    if pc is not None:
+        if not isinstance(pc, str) or pc not in PARAMS or PARAMS[pc].kind != "integer":
+            raise where.error(None, None, "program_change", f"{pc!r} is not an integer parameter (e.g. \"loop\")")
+    knobs = tuple(_knob(t, i, where) for i, t in enumerate(_tables(doc, "knob", where)))
+    buttons = tuple(_button(t, i, where) for i, t in enumerate(_tables(doc, "button", where)))
+    cmap = ControllerMap(name=name, channel=channel, program_change=pc, knobs=knobs, buttons=buttons)
+    _check_duplicates(cmap, where)
+    return cmap
+
+
+def _tables(doc: dict, key: str, where: "_Locator") -> list[dict]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise where.error(None, None, key, f"must be an array of tables: write [[{key}]]")
+    return value
+
+
+def _knob(t: dict, i: int, where: "_Locator") -> Knob:
+    _unknown(t, _KNOB_KEYS, "knob", i, where)
+    cc = _int_field(t, "cc", None, 0, 119, where, "knob", i, "(120..127 are channel mode messages)")
+    p = _param_field(t, "knob", i, where, KNOB_KINDS)
+    lo, hi = t.get("min"), t.get("max")
+    for key, v in (("min", lo), ("max", hi)):
+        if v is None:
+            continue
+        if p.kind not in ("continuous", "integer"):
+            raise where.error("knob", i, key, f"{p.name} is a {p.kind} parameter; min/max apply to numbers only")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not p.lo <= v <= p.hi:
+            raise where.error("knob", i, key, f"{v!r} is out of {p.name}'s range {p.range_text()}")
+    curve = t.get("curve")
+    if curve is not None and curve not in CURVES:
+        raise where.error("knob", i, "curve", f"{curve!r} is not one of {', '.join(CURVES)}")
+    channel = _int_field(t, "channel", None, 1, 16, where, "knob", i, "")
+    return Knob(cc=cc, param=p.name, min=_num(lo), max=_num(hi), curve=curve, channel=channel)
+
+
+def _button(t: dict, i: int, where: "_Locator") -> Button:
+    _unknown(t, _BUTTON_KEYS, "button", i, where)
+    if ("cc" in t) == ("note" in t):
+        raise where.error("button", i, None, "give exactly one of cc or note")
+    cc = _int_field(t, "cc", None, 0, 119, where, "button", i, "(120..127 are channel mode messages)")
+    note = _int_field(t, "note", None, 0, 127, where, "button", i, "")
+    p = _param_field(t, "button", i, where, BUTTON_KINDS)
+    mode = t.get("mode", "toggle" if p.kind == "toggle" else "momentary")
+    if mode not in MODES:
+        raise where.error("button", i, "mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    channel = _int_field(t, "channel", None, 1, 16, where, "button", i, "")
+    return Button(param=p.name, cc=cc, note=note, mode=mode, channel=channel)
+
+
+def _num(v):
+    return None if v is None else float(v)
+
+
+def _unknown(t: dict, allowed: set, table: str, i: int, where: "_Locator") -> None:
+    for key in t:
+        if key not in allowed:
+            raise where.error(table, i, key, f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+def _int_field(t: dict, key: str, default, lo: int, hi: int, where, table, i, note: str):
+    v = t.get(key, default)
+    if v is None:
+        if default is None and key == "cc" and table == "knob":
+            raise where.error(table, i, key, "missing; a knob needs a cc number")
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise where.error(table, i, key, f"{v!r} is out of range {lo}..{hi} {note}".rstrip())
+    return v
+
+
+def _param_field(t: dict, table: str, i: int, where: "_Locator", kinds: tuple[str, ...]):
+    name = t.get("param")
+    if not isinstance(name, str) or name not in PARAMS:
+        raise where.error(table, i, "param", f"{name!r} is not a parameter; known: {', '.join(PARAMS)}")
+    p = PARAMS[name]
+    if p.kind not in kinds:
+        raise where.error(table, i, "param", f"{name} is a {p.kind} parameter; a {table} drives {', '.join(kinds)}")
+    return p
+
+
+def _check_duplicates(cmap: ControllerMap, where: "_Locator") -> None:
+    seen: dict[tuple, str] = {}
+    for table, items in (("knob", cmap.knobs), ("button", cmap.buttons)):
+        for i, b in enumerate(items):
+            kind, num = ("cc", b.cc) if b.cc is not None else ("note", b.note)
+            key = (b.channel or cmap.channel, kind, num)
+            if key in seen:
+                raise where.error(table, i, kind, f"{kind} {num} on this channel is already bound by {seen[key]}")
+            seen[key] = f"{table}[{i}]"
+
+
+class _Locator:
+    """Finds the line of a key in the TOML text (tomllib gives no positions)."""
+
+    _header = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
+    _table = re.compile(r"^\s*\[")
+
+    def __init__(self, text: str, source: str):
+        self.lines = text.splitlines()
+        self.source = source
+
+    def line_of(self, table: str | None, index: int | None, key: str | None) -> int:
+        count = -1
+        inside = table is None
+        header_line = 1
+        for n, line in enumerate(self.lines, start=1):
+            m = self._header.match(line)
+            if m or self._table.match(line):
+                if table is None:
+                    break
+                inside = bool(m) and m.group(1) == table and (count := count + 1) == index
+                if inside:
+                    header_line = n
+                continue
+            if inside and key is not None and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                return n
+        return header_line
+
+    def error(self, table, index, key, problem: str) -> ControllerMapError:
+        line = self.line_of(table, index, key)
+        field = f"{table}[{index}]" if table else ""
+        if key:
+            field = f"{field}.{key}" if field else key
+        return ControllerMapError(f"{self.source}: line {line}: {field or 'map'}: {problem}")
+
+
+# ---------------------------------------------------------------------------- saving
+
+def dump_map(cmap: ControllerMap) -> str:
+    out = ["# sidlive controller map (see docs/controllers.md)",
+           f"name = {json.dumps(cmap.name)}", f"channel = {cmap.channel}"]
+    if cmap.program_change:
+        out.append(f"program_change = {json.dumps(cmap.program_change)}")
+    for k in cmap.knobs:
+        out += ["", "[[knob]]", f"cc = {k.cc}", f"param = {json.dumps(k.param)}"]
+        out += [f"{key} = {_toml_value(v)}" for key, v in
+                (("min", k.min), ("max", k.max), ("curve", k.curve), ("channel", k.channel)) if v is not None]
+    for b in cmap.buttons:
+        out += ["", "[[button]]"]
+        out.append(f"cc = {b.cc}" if b.cc is not None else f"note = {b.note}")
+        out += [f"param = {json.dumps(b.param)}", f"mode = {json.dumps(b.mode)}"]
+        if b.channel is not None:
+            out.append(f"channel = {b.channel}")
+    return "\n".join(out) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def save_map(cmap: ControllerMap, path: str | Path) -> None:
+    text = dump_map(cmap)
+    parse_map(text, str(path))  # never write a map we could not read back
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def preset_paths() -> list[Path]:
+    return sorted(PRESETS_DIR.glob("*.toml"))
+
+
+# ---------------------------------------------------------------------------- mapping
+
+class MidiMapper:
+    """MIDI message -> ControlEvents through a ControllerMap. Pure apart from counters."""
+
+    def __init__(self, cmap: ControllerMap):
+        self.cmap = cmap
+        self._knobs: dict[tuple[int, int], Knob] = {}  # (channel or 0, cc)
+        self._cc_buttons: dict[tuple[int, int], Button] = {}
+        self._note_buttons: dict[tuple[int, int], Button] = {}
+        for k in cmap.knobs:
+            self._knobs[(k.channel or cmap.channel, k.cc)] = k
+        for b in cmap.buttons:
+            table = self._cc_buttons if b.cc is not None else self._note_buttons
+            table[(b.channel or cmap.channel, b.cc if b.cc is not None else b.note)] = b
+        self.received = 0
+        self.mapped = 0
+        self.ignored = 0  # valid MIDI that the map does not bind
+        self.malformed = 0  # bytes that are not one MIDI message, or foreign objects
+
+    def handle(self, msg: Any) -> list[ControlEvent]:
+        self.received += 1
+        try:
+            if not isinstance(msg, mido.Message):
+                msg = mido.Message.from_bytes(list(msg))
+            events = self._events(msg)
+        except Exception:  # noqa: BLE001 - a mapper in a MIDI thread must never raise
+            self.malformed += 1
+            return []
+        if events:
+            self.mapped += 1
+        else:
+            self.ignored += 1
+        return events
+
+    def _find(self, table: dict, channel: int, number: int):
+        return table.get((channel, number)) or table.get((0, number))
+
+    def _events(self, msg: mido.Message) -> list[ControlEvent]:
+        src = f"midi:{self.cmap.name}"
+        if not hasattr(msg, "channel"):
+            return []
+        ch = msg.channel + 1
+        listens = self.cmap.channel in (0, ch)
+        if msg.type == "control_change":
+            if msg.control in PANIC_CCS:
+                return [ControlEvent("panic", op="trigger", source=src)] if listens else []
+            knob = self._find(self._knobs, ch, msg.control)
+            if knob is not None:
+                p = PARAMS[knob.param]
+                value = p.from_unit(msg.value / 127.0, knob.min, knob.max, knob.curve)
+                return [ControlEvent(p.name, value, "set", src)]
+            button = self._find(self._cc_buttons, ch, msg.control)
+            if button is not None:
+                return self._button(button, msg.value >= 64, src)
+            return []
+        if msg.type in ("note_on", "note_off"):
+            button = self._find(self._note_buttons, ch, msg.note)
+            if button is None:
+                return []
+            return self._button(button, msg.type == "note_on" and msg.velocity > 0, src)
+        if msg.type == "program_change" and self.cmap.program_change and listens:
+            return [ControlEvent(self.cmap.program_change, msg.program, "set", src)]
+        return []
+
+    @staticmethod
+    def _button(b: Button, pressed: bool, src: str) -> list[ControlEvent]:
+        p = PARAMS[b.param]
+        if p.kind == "trigger":
+            return [ControlEvent(p.name, op="trigger", source=src)] if pressed else []
+        if b.mode == "toggle":
+            return [ControlEvent(p.name, op="toggle", source=src)] if pressed else []
+        if p.kind == "choice":  # momentary: second choice while held
+            return [ControlEvent(p.name, p.choices[1 if pressed else 0], "set", src)]
+        return [ControlEvent(p.name, pressed, "set", src)]
+
+    def stats(self) -> dict[str, int]:
+        return {"received": self.received, "mapped": self.mapped,
+                "ignored": self.ignored, "malformed": self.malformed}
