@@ -33,6 +33,7 @@ from numba import njit
 from sidlive.frames import NUM_REGS
 from training.c64_io import (CIA1, EV_NEXT, IRQ_LINE, NMI_LINE, io_events,
                              port_write, vic_read, vic_write, cia_read)
+from training.c64_sid import GATE_OFF_SEEN
 from training.c64_rom import BANK_DEFAULT, SYSTEMS, boot_machine, iomap, trap_window
 from training.cpu6510 import (FLAG_I, RUN_JAM, RUN_TRAP, ST_A, ST_CYC, ST_P, ST_PC, ST_SP,
                               ST_X, ST_Y, cpu_run, interrupt, pull, push)
@@ -58,11 +59,15 @@ class DumpResult:
     play_calls: int  # how many times play (or the tune's IRQ handler) ran
     play_hz: float  # measured play-call rate
     cycles: int  # CPU cycles executed (fast-forwarded idle not counted)
+    retriggers: int = 0  # gate restarts inside one frame made visible (see mark_retriggers)
 
 
 @njit(cache=True, nogil=True)
-def _drive(st, ram, rom, pmap, io, ioram, regs, prm, out):
-    """Init, then play until regs (n, 25) is full or the tune fails; results in out."""
+def _drive(st, ram, rom, pmap, io, ioram, regs, gate_off, prm, out):
+    """Init, then play until regs (n, 25) is full or the tune fails; results in out.
+
+    gate_off (n, 3): 1 where a voice's gate was written 0 during the frame before a boundary.
+    """
     trap = prm[P_TRAP]
     play, n_frames, frame_cyc = prm[P_PLAY], prm[P_FRAMES], prm[P_FRAME_CYC]
     idle_pc = trap + T_IDLE
@@ -85,7 +90,11 @@ def _drive(st, ram, rom, pmap, io, ioram, regs, prm, out):
             if recording and frames < n_frames:
                 for r in range(NUM_REGS):
                     regs[frames, r] = ioram[0x400 + r]
+                for v in range(3):
+                    gate_off[frames, v] = ioram[GATE_OFF_SEEN + v]
                 frames += 1
+            for v in range(3):
+                ioram[GATE_OFF_SEEN + v] = 0
             boundary += frame_cyc
         if frames >= n_frames and (n_frames > 0 or not in_init):
             break
@@ -199,8 +208,12 @@ def _drive(st, ram, rom, pmap, io, ioram, regs, prm, out):
 
 def run_psid(data: bytes, load_addr: int, init_addr: int, play_addr: int, subtune: int,
              n_frames: int, *, speed_cia: bool, clock: str = "PAL",
-             max_init_cycles: int = 20_000_000, max_frame_cycles: int = 2_000_000) -> DumpResult:
+             max_init_cycles: int = 20_000_000, max_frame_cycles: int = 2_000_000,
+             mark_gate_retriggers: bool = True) -> DumpResult:
     """Run one PSID subtune for n_frames frames (see the module docstring).
+
+    mark_gate_retriggers: make gate restarts inside one frame audible in the frames
+    (`mark_retriggers`); False gives the raw register shadow at each boundary.
 
     data is the C64 program without its 2-byte load address; subtune is 0-based (A for
     init); init_addr 0 means the load address; play_addr 0 means the tune installs its
@@ -235,15 +248,40 @@ def run_psid(data: bytes, load_addr: int, init_addr: int, play_addr: int, subtun
     prm[P_MAX_INIT], prm[P_MAX_FRAME] = max_init_cycles, max_frame_cycles
     prm[P_TRAP], prm[P_FRAME_CYC] = trap, frame_cyc
     regs = np.zeros((n_frames, NUM_REGS), np.uint8)
+    gate_off = np.zeros((n_frames, 3), np.uint8)
     out = np.zeros(10, np.int64)
-    _drive(st, ram, rom, pmap, io, ioram, regs, prm, out)
+    _drive(st, ram, rom, pmap, io, ioram, regs, gate_off, prm, out)
     frames = int(out[O_FRAMES])
+    regs, gate_off = regs[:frames], gate_off[:frames]
+    retriggers = mark_retriggers(regs, gate_off) if mark_gate_retriggers else 0
     status = STATUSES[int(out[O_STATUS])]
     total = int(st[ST_CYC])
     span = total - int(out[O_FIRST_INT])
     play_hz = float(out[O_PLAYS_REC]) * system["clock_hz"] / span if frames and span > 0 else 0.0
-    return DumpResult(regs[:frames].copy(), status, _message(status, out, frames, init, play_addr),
-                      speed, int(out[O_PLAYS]), play_hz, total - int(out[O_IDLE]))
+    return DumpResult(regs.copy(), status, _message(status, out, frames, init, play_addr),
+                      speed, int(out[O_PLAYS]), play_hz, total - int(out[O_IDLE]), retriggers)
+
+
+def mark_retriggers(regs: np.ndarray, gate_off: np.ndarray) -> int:
+    """Make gate re-triggers inside one frame visible in frame snapshots; returns how many.
+
+    A player that writes gate off and gate on again within one frame (a note restart)
+    leaves the gate set at both boundaries, so the snapshots show no new note and reSID
+    plays none. Such a restart in frame k is moved into the frames: the gate bit of frame
+    k-1 is cleared (the release starts one frame, 20 ms, early; the attack lands on time).
+    When frame k-1 is itself a note onset (its gate was off in frame k-2) clearing it would
+    lose that onset, so the restart stays unmarked. regs (n, 25) is modified in place.
+    """
+    count = 0
+    for v in range(3):
+        c = 0x04 + 7 * v
+        gate = (regs[:, c] & 1).astype(bool)  # (n,)
+        for k in np.nonzero(gate_off[:, v])[0]:
+            if k >= 1 and gate[k] and gate[k - 1] and (k == 1 or gate[k - 2]):
+                regs[k - 1, c] &= 0xFE
+                gate[k - 1] = False  # frame k-1 is now a release: a restart in k+1 stays put
+                count += 1
+    return count
 
 
 def _message(status, out, frames, init, play) -> str:

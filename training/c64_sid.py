@@ -36,6 +36,11 @@ LFSR_PERIOD = (1 << 23) - 1
 RATE_PERIOD_CYCLES = np.array(
     [9, 32, 63, 95, 149, 220, 267, 313, 392, 977, 1954, 3126, 3907, 11720, 19532, 31251], np.int64)
 V3 = 0x400 + 0x0E  # voice 3 registers in ioram: freq lo/hi, pw lo/hi, ctrl, AD, SR
+# Per voice: set to 1 when a control register is written with the gate bit clear. The frame
+# driver reads and clears these at each frame boundary to find gate re-triggers inside one
+# frame (gate 1 -> 0 -> 1 between two boundaries), which a plain snapshot would lose.
+# Lives in the SID's unused mirror space of ioram (mirrors are folded to $D400-$D41F).
+GATE_OFF_SEEN = 0x4E0
 
 
 @njit(cache=True, nogil=True)
@@ -171,3 +176,5 @@ def sid_write(r, v, io, ioram, s, now):
                 io[s + S_ACC] = 0
                 io[s + S_LFSR] = LFSR_INIT
     ioram[0x400 + r] = v
+    if (r == 0x04 or r == 0x0B or r == 0x12) and not (v & 1):
+        ioram[GATE_OFF_SEEN + r // 7] = 1

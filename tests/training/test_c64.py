@@ -201,7 +201,7 @@ def _psid(data, load, init, play):
 def test_vbi_tune_calls_play_once_per_frame_and_matches_the_oracle():
     from pysidtracker.oracle import register_grid
     data = _tune(SET_D400 + [0x60])
-    r = run_psid(data, 0x1000, INIT, PLAY, 0, 50, speed_cia=False)
+    r = run_psid(data, 0x1000, INIT, PLAY, 0, 50, speed_cia=False, mark_gate_retriggers=False)
     assert r.status == "ok" and r.speed == "vbi" and r.regs.shape == (50, 25)
     assert list(r.regs[:, 0]) == [0x21 + k for k in range(50)]
     assert (r.regs[:, 4] == 0x41).all() and (r.regs[:, 0x18] == 0x0F).all()
@@ -295,8 +295,33 @@ def test_real_vbi_tunes_match_the_oracle(hvsc):
         off, load, init, play, songs, start = struct.unpack(">HHHHHH", blob[6:18])
         data = blob[off:]
         load, data = (data[0] | data[1] << 8, data[2:]) if load == 0 else (load, data)
-        r = run_psid(data, load, init, play, start - 1, 150, speed_cia=False)
+        r = run_psid(data, load, init, play, start - 1, 150, speed_cia=False, mark_gate_retriggers=False)
         grid = np.array(register_grid(blob, 150, subtune=start - 1), np.uint8)
         mine = r.regs.copy()
         mine[:, [3, 10, 17]] &= 0x0F  # the oracle keeps the pulse-width high nibble only
         assert r.status == "ok" and (mine == grid).all(), name
+
+
+# play: every 4th call (counter in $03) restarts voice 1's note: gate off, then on again
+RESTART_EVERY_4 = [0xE6, 0x03, 0xA5, 0x03, 0x29, 0x03, 0xD0, 0x0A,   # INC $03; LDA $03; AND #3; BNE +10
+                   0xA9, 0x40, 0x8D, 0x04, 0xD4, 0xA9, 0x41, 0x8D, 0x04, 0xD4,  # gate off, gate on
+                   0x60]
+
+
+def test_gate_restart_inside_one_frame_is_marked_in_the_previous_frame():
+    data = _tune(SET_D400 + [0x60], play=RESTART_EVERY_4)
+    raw = run_psid(data, 0x1000, INIT, PLAY, 0, 40, speed_cia=False, mark_gate_retriggers=False)
+    assert (raw.regs[:, 4] == 0x41).all() and raw.retriggers == 0  # the snapshots lose the restarts
+    r = run_psid(data, 0x1000, INIT, PLAY, 0, 40, speed_cia=False)
+    restarts = [k for k in range(40) if (k + 1) % 4 == 0]  # frame k holds play call k+1
+    assert r.retriggers == len(restarts)
+    gate = r.regs[:, 4] & 1
+    assert [k for k in range(40) if not gate[k]] == [k - 1 for k in restarts]
+    assert (r.regs[:, 4] | 1 == 0x41).all()  # only the gate bit changes
+
+
+def test_gate_restart_every_frame_keeps_every_other_onset():
+    every = [0xA9, 0x40, 0x8D, 0x04, 0xD4, 0xA9, 0x41, 0x8D, 0x04, 0xD4, 0x60]
+    r = run_psid(_tune(SET_D400 + [0x60], play=every), 0x1000, INIT, PLAY, 0, 20, speed_cia=False)
+    gate = list(r.regs[:, 4] & 1)
+    assert gate == [0, 1] * 10  # never two released frames in a row: no silence
