@@ -1,1 +1,13 @@
-"""Numba int8 inference of sidlive model files (.sidm). No PyTorch at run time."""
+"""Numba int8 inference of sidlive model files (.sidm). No PyTorch at run time.
+
+    weights.py    load + check a .sidm, pack it into flat int8/float32 blobs for the kernels
+    kernels.py    int8 matvec, RMSNorm, rotary attention over a K/V ring, global step,
+                  local-decoder token, readout (Numba, nogil)
+    sampler.py    the reference sampler's steps and SplitMix64 RNG (Numba)
+    frame.py      the two entry kernels: append frames, generate n frames
+    jit.py        compile / load the kernels (progress message, stale-cache guard)
+    generator.py  Generator: the state API (prime, generate, rollback, reseed, settings)
+    quality.py    EngineScorer for training/score.py, int8 cost vs the float model
+    bench.py      `engine` figures for `sidlive bench`
+    torch_ref.py  KV-cached PyTorch baseline for the benchmark (imports torch)
+"""

@@ -24,7 +24,7 @@ from typing import Callable
 
 BENCHMARKS: dict[str, Callable[..., dict]] = {}
 # Modules whose import registers more benchmarks; a missing one is skipped silently.
-PLUGIN_MODULES: tuple[str, ...] = ()
+PLUGIN_MODULES: tuple[str, ...] = ("engine.bench",)
 
 
 class Unavailable(RuntimeError):

@@ -1,0 +1,120 @@
+"""The two entry kernels: append given frames to the timeline, and generate n frames.
+
+Each is one nogil Numba call for any number of frames, so a generator thread spends its
+time outside the GIL. State arrays (owned by engine/generator.py's Generator):
+
+  kc, vc   float32 (Lg, H, hd, cap) global K/V ring, transposed; position p in column p % cap
+  hist     uint8 (cap, 25)         the timeline's frames; frame t lives in row t % cap
+  lk, lv   float32 (Ll, H, hd, 26)  the local decoder's K/V (transposed) for the frame being written
+  sc/sd/si scratch (engine/kernels.py)
+  st       int64 (ST_LEN,)         timeline length, high-water marks, settings (ST_*)
+  sf       float64 (SF_LEN,)       temperature, top_p
+  seed     uint64 (1,)
+  fmask, fvals  uint8 (25,)        forced registers and their values
+
+Timeline invariant: st[ST_N] frames; positions 0..N-2 are in the K/V ring, frame N-1 is
+pending (it goes through the global model when the next frame is generated or appended).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.kernels import SC_G, SC_QEMB, SC_TOK, SD_CUM, SD_LP, SD_P, SD_Z, SI_IDX, SI_TMP
+from engine.kernels import add_row, global_step, local_push, readout
+from engine.sampler import pick, uniform
+from engine.weights import D_ALL, D_CAP, D_DL, D_R, D_V, E_PREV_EMB, E_VAL_EMB
+
+ST_N, ST_KHI, ST_FHI, ST_ORIGIN, ST_COMP, ST_TOPK = range(6)
+ST_LEN = 6
+SF_TEMP, SF_TOPP = 0, 1
+SF_LEN = 2
+MODE_SAMPLE, MODE_TEACHER = 0, 1
+
+
+@njit(cache=True, nogil=True)
+def _advance(st, n):
+    st[ST_N] = n
+    if n > st[ST_FHI]:
+        st[ST_FHI] = n
+
+
+@njit(cache=True, nogil=True)
+def _feed_pending(W8, WF, lay, dims, fpar, kc, vc, hist, sc, st):
+    """Run the pending frame N-1 through the global model at position N-1."""
+    n = st[ST_N]
+    cap = dims[D_CAP]
+    global_step(W8, WF, lay, dims, fpar, kc, vc, sc, hist[(n - 1) % cap], st[ST_COMP], n - 1)
+    if n > st[ST_KHI]:
+        st[ST_KHI] = n
+
+
+@njit(cache=True, nogil=True)
+def feed_frames(W8, WF, lay, dims, fpar, kc, vc, hist, sc, st, frames, m):
+    """Append frames[:m] (m, 25) uint8 to the timeline as given (a prompt, played frames)."""
+    cap = dims[D_CAP]
+    for i in range(m):
+        n = st[ST_N]
+        if n > 0:
+            _feed_pending(W8, WF, lay, dims, fpar, kc, vc, hist, sc, st)
+        hist[n % cap, :] = frames[i]
+        _advance(st, n + 1)
+
+
+@njit(cache=True, nogil=True)
+def run_frames(W8, WF, lay, dims, fpar, order, kc, vc, hist, lk, lv, sc, sd, si, st, sf, seed, fmask, fvals,
+               n, mode, teacher, out, out_lp, out_logits):
+    """Generate n frames after the timeline (st[ST_N] >= 1) into out (n, 25) and the timeline.
+
+    mode MODE_SAMPLE: sample with the settings in st/sf/seed, forced registers from fmask/fvals.
+    mode MODE_TEACHER: every register takes teacher[i] (teacher forcing, for scoring).
+    out_lp (>= n, 25) float64, if given (else shape (0, 25)): natural log-prob of each chosen
+    value (computed for forced registers too). out_logits (>= n, 25, 256), if given: the
+    step's full log-probs, indexed by register.
+    """
+    R, V, dl, cap = dims[D_R], dims[D_V], dims[D_DL], dims[D_CAP]
+    all_events = dims[D_ALL] != 0
+    temperature, top_p, top_k = sf[SF_TEMP], sf[SF_TOPP], st[ST_TOPK]
+    s = seed[0]
+    tok = sc[SC_TOK, :dl]
+    qemb = sc[SC_QEMB, :dl]
+    lp = sd[SD_LP, :V]
+    for i in range(n):
+        t = st[ST_N]
+        _feed_pending(W8, WF, lay, dims, fpar, kc, vc, hist, sc, st)
+        prev = hist[(t - 1) % cap]
+        new = hist[t % cap]
+        want_lp = out_lp.shape[0] > i
+        want_logits = out_logits.shape[0] > i
+        frame_index = t - st[ST_ORIGIN]
+        local_push(W8, WF, lay, dims, fpar, lk, lv, sc, sc[SC_G, :dl], np.int64(0))
+        n_tok = 1
+        for k in range(R):
+            reg = order[k]
+            p = np.int64(prev[reg])
+            qemb[:] = 0.0
+            add_row(W8, WF, lay, E_PREV_EMB, reg * V + p, qemb)
+            if mode == MODE_TEACHER:
+                forced, v = True, np.int64(teacher[i, reg])
+            elif fmask[reg]:
+                forced, v = True, np.int64(fvals[reg])
+            else:
+                forced, v = False, np.int64(0)
+            if not forced or want_lp or want_logits:
+                readout(W8, WF, lay, dims, fpar, sc, sd, reg, p)
+                if not forced:
+                    u = uniform(s, frame_index * R + k)
+                    v = np.int64(pick(lp, temperature, top_k, top_p, u, sd[SD_Z, :V], sd[SD_P, :V],
+                                      sd[SD_CUM, :V], si[SI_IDX, :V], si[SI_TMP, :V]))
+                if want_lp:
+                    out_lp[i, reg] = lp[v]
+                if want_logits:
+                    out_logits[i, reg, :] = lp
+            new[reg] = np.uint8(v)
+            if all_events or v != p:
+                tok[:] = qemb
+                add_row(W8, WF, lay, E_VAL_EMB, reg * V + v, tok)
+                local_push(W8, WF, lay, dims, fpar, lk, lv, sc, tok, n_tok)
+                n_tok += 1
+        out[i, :] = new
+        _advance(st, t + 1)

@@ -1,0 +1,114 @@
+"""PyTorch baseline for the engine benchmark: the same network, float32, KV-cached, batch 1.
+
+training/sample.py is the reference for *what* is computed; it keeps its caches in Python
+lists and samples in numpy, which is slow. This is the fast eager-mode PyTorch version to
+compare the engine against: preallocated K/V tensors (a ring of context_frames slots,
+attention over the filled slots, as plain matmuls), the local decoder's K/V preallocated, the readout and the
+sampling in torch ops (softmax at the temperature + torch.multinomial; temperature 0 is
+argmax, which matches the reference). Imports torch; the engine proper never imports this.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.model import SidModel, rope_tables
+
+
+def _attend(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """q (1, H, 1, hd), K/V (1, H, n, hd) -> (1, H, 1, hd). (Plain matmuls: PyTorch's CPU
+    scaled_dot_product_attention is far slower for one query.)"""
+    s = (q @ K.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+    return torch.softmax(s, -1) @ V
+
+
+class TorchGenerator:
+    def __init__(self, model: SidModel, seed: int = 0, temperature: float = 1.0, composer: int = 0):
+        self.model = model.eval()
+        c = self.cfg = model.cfg
+        self.temperature = float(temperature)
+        self.composer = int(composer)
+        self.W = c.context_frames
+        Hg, Hl = c.n_heads_global, c.n_heads_local
+        self.K = torch.zeros(c.n_layers_global, 1, Hg, self.W, c.d_global // Hg)
+        self.V = torch.zeros_like(self.K)
+        self.lK = torch.zeros(c.n_layers_local, 1, Hl, c.n_regs + 1, c.d_local // Hl)
+        self.lV = torch.zeros_like(self.lK)
+        self.reg_base = torch.arange(c.n_regs) * c.vocab
+        self.gen = torch.Generator().manual_seed(int(seed) % (1 << 63))
+        self.pos = 0
+        self.pending: np.ndarray | None = None
+
+    @classmethod
+    def from_sidm(cls, path, **kw) -> "TorchGenerator":
+        from training.export import model_from_sidm
+        return cls(model_from_sidm(path), **kw)
+
+    @torch.inference_mode()
+    def _global(self, frame: np.ndarray) -> torch.Tensor:
+        m, c = self.model, self.cfg
+        idx = torch.from_numpy(frame.astype(np.int64)) + self.reg_base
+        x = (m.in_emb.weight[idx].sum(0) + m.composer_emb.weight[self.composer]).view(1, 1, -1)  # (1, 1, dg)
+        cos, sin = rope_tables(np.array([self.pos]), c.d_global // c.n_heads_global, c.rope_theta)
+        slot, n = self.pos % self.W, min(self.pos + 1, self.W)
+        for i, blk in enumerate(m.g):
+            q, k, v = blk.qkv(x, cos, sin)  # (1, H, 1, hd)
+            self.K[i, :, :, slot] = k[:, :, 0]
+            self.V[i, :, :, slot] = v[:, :, 0]
+            x = blk.finish(x, _attend(q, self.K[i, :, :, :n], self.V[i, :, :, :n]))
+        self.pos += 1
+        return m.g_norm(x)[0, 0]
+
+    def _push(self, tok: torch.Tensor, j: int) -> torch.Tensor:
+        x = tok.view(1, 1, -1)
+        for i, blk in enumerate(self.model.l):
+            q, k, v = blk.qkv(x)
+            self.lK[i, :, :, j] = k[:, :, 0]
+            self.lV[i, :, :, j] = v[:, :, 0]
+            x = blk.finish(x, _attend(q, self.lK[i, :, :, :j + 1], self.lV[i, :, :, :j + 1]))
+        return x[0, 0]
+
+    @torch.inference_mode()
+    def _local(self, h: torch.Tensor, prev: np.ndarray) -> np.ndarray:
+        m, c = self.model, self.cfg
+        V = c.vocab
+        state = self._push(m.g_to_local(h), 0)
+        n_tok = 1
+        out = prev.copy()
+        for reg in c.write_order:
+            p = int(prev[reg])
+            qe = m.prev_emb.weight[reg * V + p]
+            hn = m.readout_hidden(state + qe)
+            s = (hn * m.ro_same[reg]).sum() + m.copy_bonus[reg]
+            z = m.ro_out(hn) + m.ro_bias[reg * V:(reg + 1) * V]
+            z[p] = float("-inf")
+            lp = F.logsigmoid(-s) + torch.log_softmax(z, -1)
+            lp[p] = F.logsigmoid(s)
+            if self.temperature <= 0:
+                v = int(torch.argmax(lp))
+            else:
+                v = int(torch.multinomial(torch.softmax(lp / self.temperature, -1), 1, generator=self.gen))
+            out[reg] = v
+            if c.local_events == "all" or v != p:
+                state = self._push(m.val_emb.weight[reg * V + v] + qe, n_tok)
+                n_tok += 1
+        return out
+
+    def prime(self, frames: np.ndarray) -> None:
+        for f in np.asarray(frames, np.uint8):
+            if self.pending is not None:
+                self._global(self.pending)
+            self.pending = f.copy()
+
+    def generate(self, n: int) -> np.ndarray:
+        if self.pending is None:
+            self.prime(np.zeros((1, self.cfg.n_regs), np.uint8))
+        out = np.zeros((n, self.cfg.n_regs), np.uint8)
+        for i in range(n):
+            h = self._global(self.pending)
+            self.pending = self._local(h, self.pending)
+            out[i] = self.pending
+        return out

@@ -1,0 +1,152 @@
+"""A .sidm file laid out for the Numba kernels: flat int8 / float32 blobs plus a layout table.
+
+`load_model(path)` reads the file with training/sidm.py (numpy only, no PyTorch), runs the
+engine's own checks on top of that reader's (every 2-D tensor int8 with one positive finite
+scale per row, every 1-D tensor float32 and finite, a config the engine can run), and packs:
+
+  W8   int8 (total,)      every int8 matrix, row-major, one after the other
+  WF   float32 (total,)   every int8 matrix's per-row scales and every float32 vector
+  lay  int64 (E, 4)       per tensor: [offset of data, rows, cols, offset of scales or -1]
+                          data offset is into W8 for int8 tensors, into WF for float32 ones
+  dims int64 (N_DIMS,)    the network's sizes (D_* indices below)
+  fpar float64 (2,)       [norm_eps, rope_theta]
+
+Tensor slots (rows of `lay`): the E_* constants, then 8 per global block (B_* + E_BLOCKS +
+8 * i), then 8 per local block (after the global ones). Dequantized weight: w[i, j] =
+WF[lay[e, 3] + i] * float32(W8[lay[e, 0] + i * cols + j]), exactly training.sidm's.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from sidlive.frames import NUM_REGS
+from training.config import ModelConfig, param_shapes
+from training.sidm import DT_F32, DT_I8_ROWS, SidmFormatError, load_sidm
+
+# tensor slots
+# (np.int64, not int: Numba would compile one specialization per literal slot number)
+(E_IN_EMB, E_COMPOSER_EMB, E_G_NORM, E_G_TO_LOCAL, E_VAL_EMB, E_PREV_EMB, E_RO_NORM1, E_RO_UP, E_RO_DOWN,
+ E_RO_NORM2, E_RO_OUT, E_RO_BIAS, E_RO_SAME, E_COPY_BONUS, E_BLOCKS) = (np.int64(i) for i in range(15))
+TOP_NAMES = ("in_emb", "composer_emb", "g_norm", "g_to_local", "val_emb", "prev_emb", "ro_norm1", "ro_up",
+             "ro_down", "ro_norm2", "ro_out", "ro_bias", "ro_same", "copy_bonus")
+# per block, offsets from the block's first slot
+B_ATTN_NORM, B_WQ, B_WK, B_WV, B_WO, B_MLP_NORM, B_W_UP, B_W_DOWN = (np.int64(i) for i in range(8))
+BLOCK_NAMES = ("attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_up", "w_down")
+BLOCK_SLOTS = np.int64(len(BLOCK_NAMES))
+
+# dims
+(D_R, D_V, D_DG, D_LG, D_HG, D_FG, D_DL, D_LL, D_HL, D_FL, D_DR, D_W, D_CAP, D_ALL, D_NCOMP,
+ D_MAXTOK) = range(16)
+N_DIMS = 16
+F_EPS, F_THETA = 0, 1
+
+
+@dataclasses.dataclass
+class EngineModel:
+    path: str
+    cfg: ModelConfig
+    meta: dict
+    W8: np.ndarray
+    WF: np.ndarray
+    lay: np.ndarray
+    fpar: np.ndarray
+    order: np.ndarray          # int64 (25,) write order
+
+    @property
+    def n_bytes(self) -> int:
+        return int(self.W8.nbytes + self.WF.nbytes)
+
+    def dims(self, max_rollback_frames: int) -> np.ndarray:
+        """Sizes for the kernels; the global KV ring holds context + max_rollback frames."""
+        c = self.cfg
+        d = np.zeros(N_DIMS, np.int64)
+        d[D_R], d[D_V] = c.n_regs, c.vocab
+        d[D_DG], d[D_LG], d[D_HG], d[D_FG] = c.d_global, c.n_layers_global, c.n_heads_global, c.mlp_mult_global * c.d_global
+        d[D_DL], d[D_LL], d[D_HL], d[D_FL] = c.d_local, c.n_layers_local, c.n_heads_local, c.mlp_mult_local * c.d_local
+        d[D_DR], d[D_W] = c.d_readout, c.context_frames
+        d[D_CAP] = c.context_frames + max_rollback_frames
+        d[D_ALL] = 1 if c.local_events == "all" else 0
+        d[D_NCOMP] = len(c.composers)
+        d[D_MAXTOK] = c.n_regs + 1
+        return d
+
+
+def slot(name: str, cfg: ModelConfig) -> int:
+    """The `lay` row of a tensor name ('g1.wq' -> E_BLOCKS + 8 + B_WQ)."""
+    if name in TOP_NAMES:
+        return TOP_NAMES.index(name)
+    head, _, leaf = name.partition(".")
+    i = int(head[1:])
+    base = int(E_BLOCKS) if head[0] == "g" else int(E_BLOCKS + BLOCK_SLOTS * cfg.n_layers_global)
+    return base + int(BLOCK_SLOTS) * i + BLOCK_NAMES.index(leaf)
+
+
+def _config(path: Path, config: dict) -> ModelConfig:
+    try:
+        cfg = ModelConfig.from_dict(config)
+    except (TypeError, ValueError) as e:
+        raise SidmFormatError(f"{path}: field 'config' in the JSON header: {e}") from None
+    if cfg.n_regs != NUM_REGS:
+        raise SidmFormatError(f"{path}: field 'config.n_regs' is {cfg.n_regs}, the engine needs {NUM_REGS}")
+    for key in ("context_frames", "d_global", "n_layers_global", "d_local", "n_layers_local", "d_readout",
+                "mlp_mult_global", "mlp_mult_local"):
+        v = getattr(cfg, key)
+        if not 1 <= v <= 1 << 16:
+            raise SidmFormatError(f"{path}: field 'config.{key}' is {v}, the engine allows 1..65536")
+    if not (cfg.norm_eps > 0 and np.isfinite(cfg.norm_eps)):
+        raise SidmFormatError(f"{path}: field 'config.norm_eps' is {cfg.norm_eps}, expected a finite value > 0")
+    if not (cfg.rope_theta > 1 and np.isfinite(cfg.rope_theta)):
+        raise SidmFormatError(f"{path}: field 'config.rope_theta' is {cfg.rope_theta}, expected a finite value > 1")
+    return cfg
+
+
+def load_model(path: str | Path) -> EngineModel:
+    """Read and check a .sidm file; SidmFormatError (a ValueError) names the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SidmFormatError(f"{path}: no such model file")
+    f = load_sidm(path)  # header, sizes, tensor records and shapes vs the config
+    cfg = _config(path, f.config)
+    shapes = param_shapes(cfg)
+    n_e = E_BLOCKS + BLOCK_SLOTS * (cfg.n_layers_global + cfg.n_layers_local)
+    lay = np.full((n_e, 4), -1, np.int64)
+    n8 = sum(int(np.prod(s)) for k, s in shapes.items() if len(s) == 2)
+    nf = sum(s[0] for s in shapes.values())
+    W8 = np.empty(n8, np.int8)
+    WF = np.empty(nf, np.float32)
+    o8 = of = 0
+    for name, shape in shapes.items():
+        t = f.tensors[name]
+        e = slot(name, cfg)
+        if len(shape) == 2:
+            if t.dtype != DT_I8_ROWS:
+                raise SidmFormatError(f"{path}: tensor {name!r}: field 'dtype' is float32, the engine needs "
+                                      f"int8-row for 2-D tensors (export with training.export)")
+            sc = t.scales
+            bad = np.nonzero(~(np.isfinite(sc) & (sc > 0)))[0]
+            if len(bad):
+                raise SidmFormatError(f"{path}: tensor {name!r}: scale of row {bad[0]} is {sc[bad[0]]}, "
+                                      f"expected a finite value > 0")
+            rows, cols = shape
+            W8[o8:o8 + rows * cols] = t.data.reshape(-1)
+            WF[of:of + rows] = sc
+            lay[e] = (o8, rows, cols, of)
+            o8 += rows * cols
+            of += rows
+        else:
+            if t.dtype != DT_F32:
+                raise SidmFormatError(f"{path}: tensor {name!r}: field 'dtype' is int8-row, the engine needs "
+                                      f"float32 for 1-D tensors")
+            data = t.data.reshape(-1)
+            if not np.isfinite(data).all():
+                i = int(np.nonzero(~np.isfinite(data))[0][0])
+                raise SidmFormatError(f"{path}: tensor {name!r}: element {i} is {data[i]}, expected a finite value")
+            WF[of:of + len(data)] = data
+            lay[e] = (of, len(data), 1, -1)
+            of += len(data)
+    assert o8 == n8 and of == nf and (lay[:, 1] > 0).all()
+    fpar = np.array([cfg.norm_eps, cfg.rope_theta], np.float64)
+    return EngineModel(str(path), cfg, f.meta, W8, WF, lay, fpar, np.asarray(cfg.write_order, np.int64))
