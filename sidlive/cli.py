@@ -11,6 +11,7 @@ COMMANDS = {
     "devices": ("sidlive.devices", "list audio devices and MIDI ports"),
     "dump": ("training.dump", "dump a .sid tune to register frames"),
     "bench": ("sidlive.bench", "measure this machine's figures"),
+    "score": ("training.score", "bits per frame of tunes: model vs change-model baseline"),
     "generate": ("sidlive.generate", "generate frames from a model (.sidm) to .regs/.txt/.wav"),
     "learn": ("sidlive.learn", "bind the next moved MIDI control to a parameter"),
     "recover": ("sidlive.recover", "finish recordings left by a crash"),

@@ -1,0 +1,270 @@
+"""Training data: the dump's index + shards, a split by tune, composers, windows, augmentation.
+
+DATA_DIR/index.jsonl has one JSON object per (tune, subtune) with at least "md5",
+"subtune", "author", "status", "frames", "shard" ("shards/NAME.npy" or null), "offset";
+DATA_DIR/shards/*.npy are (rows, 25) uint8 arrays of tunes concatenated. Entries with
+status "ok", a shard and frames >= 1 are used.
+
+Each tune is seen as [all-zero frame] + its frames (the SID after reset), so a window that
+starts at a tune's beginning teaches how tunes start from silence, and generation without a
+prompt starts from an all-zero frame. Windows are (T+1) frames: inputs 0..T-1 predict 1..T;
+a tune shorter than the window is zero-padded and the padded targets are masked out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sidlive.frames import NUM_REGS
+from training.config import ANY_COMPOSER, normalize_composer
+
+VOICE_REGS = 7
+RES_FILT, MODE_VOL = 0x17, 0x18
+FREQ_LO = (0x00, 0x07, 0x0E)
+VOICE3_OFF = 0x80  # $D418 bit 7
+
+
+class DatasetError(ValueError):
+    """The dataset on disk is malformed; the message names the file, line and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tune:
+    md5: str
+    subtune: int
+    composer: str
+    shard: str
+    offset: int
+    frames: int
+    title: str = ""
+
+
+def load_index(data_dir: str | Path) -> list[Tune]:
+    """Usable tunes of DATA_DIR/index.jsonl (status "ok", with a shard and >= 1 frame)."""
+    path = Path(data_dir) / "index.jsonl"
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing (expected the dump's index.jsonl in {data_dir})")
+    tunes = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DatasetError(f"{path}: line {lineno}: not JSON ({err})") from None
+            if not isinstance(e, dict):
+                raise DatasetError(f"{path}: line {lineno}: expected a JSON object")
+            if e.get("status") != "ok" or not e.get("shard"):
+                continue
+            for key, typ in (("md5", str), ("frames", int), ("offset", int), ("shard", str)):
+                if not isinstance(e.get(key), typ) or isinstance(e.get(key), bool):
+                    raise DatasetError(f"{path}: line {lineno}: field {key!r} is {e.get(key)!r}, expected {typ.__name__}")
+            if e["frames"] < 0 or e["offset"] < 0:
+                raise DatasetError(f"{path}: line {lineno}: fields 'frames'/'offset' must be >= 0, "
+                                   f"got {e['frames']}/{e['offset']}")
+            if e["frames"] == 0:
+                continue
+            tunes.append(Tune(md5=e["md5"], subtune=int(e.get("subtune") or 0),
+                              composer=normalize_composer(e.get("author")), shard=e["shard"],
+                              offset=e["offset"], frames=e["frames"], title=str(e.get("title") or "")))
+    return tunes
+
+
+class FrameStore:
+    """Memory-maps shards on first use and checks each tune lies inside its shard."""
+
+    def __init__(self, data_dir: str | Path):
+        self.data_dir = Path(data_dir)
+        self._shards: dict[str, np.ndarray] = {}
+
+    def shard(self, name: str) -> np.ndarray:
+        if name not in self._shards:
+            path = self.data_dir / name
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise DatasetError(f"{path}: cannot load shard ({e})") from None
+            if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != NUM_REGS:
+                raise DatasetError(f"{path}: shard is {arr.dtype} {arr.shape}, expected uint8 (rows, {NUM_REGS})")
+            self._shards[name] = arr
+        return self._shards[name]
+
+    def frames(self, tune: Tune) -> np.ndarray:
+        """The tune's frames (n, 25) uint8 (a view into the mmap)."""
+        arr = self.shard(tune.shard)
+        if tune.offset + tune.frames > len(arr):
+            raise DatasetError(f"{self.data_dir / tune.shard}: tune {tune.md5} subtune {tune.subtune}: "
+                               f"offset {tune.offset} + frames {tune.frames} exceeds the shard's {len(arr)} rows")
+        return arr[tune.offset:tune.offset + tune.frames]
+
+
+def is_validation(md5: str, val_permille: int, seed: int) -> bool:
+    """A tune (all its subtunes) is held back iff sha256(f"{seed}:{md5}") mod 1000 < val_permille."""
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{md5.lower()}".encode()).digest()[:8], "little")
+    return h % 1000 < val_permille
+
+
+def split(tunes: list[Tune], val_permille: int, seed: int) -> tuple[list[Tune], list[Tune]]:
+    train = [t for t in tunes if not is_validation(t.md5, val_permille, seed)]
+    val = [t for t in tunes if is_validation(t.md5, val_permille, seed)]
+    return train, val
+
+
+def top_composers(tunes: list[Tune], n: int) -> tuple[str, ...]:
+    """("any", then the n composers with most frames; ties by name)."""
+    total: dict[str, int] = {}
+    for t in tunes:
+        if t.composer != ANY_COMPOSER:
+            total[t.composer] = total.get(t.composer, 0) + t.frames
+    ranked = sorted(total, key=lambda c: (-total[c], c))[:n]
+    return (ANY_COMPOSER, *ranked)
+
+
+# ---------------------------------------------------------------------------- augmentation
+
+def rotate_voices(win: np.ndarray, k: int) -> np.ndarray:
+    """Move voice v to voice (v+k) mod 3 (registers and $D417 filter-routing bits 0-2).
+
+    Sync and ring modulation take voice v-1 (cyclically) as their source, so a cyclic
+    rotation keeps them right. Callers must not rotate a window that sets $D418 bit 7
+    (voice 3 off), which is tied to voice 3 itself.
+    """
+    k %= 3
+    if k == 0:
+        return win
+    out = win.copy()
+    for v in range(3):
+        dst = (v + k) % 3
+        out[:, dst * VOICE_REGS:(dst + 1) * VOICE_REGS] = win[:, v * VOICE_REGS:(v + 1) * VOICE_REGS]
+    filt = win[:, RES_FILT]
+    low = filt & 0x07
+    rot = ((low << k) | (low >> (3 - k))) & 0x07
+    out[:, RES_FILT] = (filt & 0xF8) | rot
+    return out
+
+
+def transpose(win: np.ndarray, semitones: int) -> np.ndarray:
+    """Scale every voice's 16-bit frequency by 2^(semitones/12), rounded, clipped to 0..65535."""
+    if semitones == 0:
+        return win
+    out = win.copy()
+    ratio = 2.0 ** (semitones / 12.0)
+    for lo in FREQ_LO:
+        f = win[:, lo].astype(np.int64) | (win[:, lo + 1].astype(np.int64) << 8)
+        f = np.clip(np.rint(f * ratio), 0, 0xFFFF).astype(np.int64)
+        out[:, lo] = f & 0xFF
+        out[:, lo + 1] = f >> 8
+    return out
+
+
+# ---------------------------------------------------------------------------- windows
+
+@dataclasses.dataclass
+class Batch:
+    frames: np.ndarray    # (B, T+1, 25) uint8
+    mask: np.ndarray      # (B, T) bool: target frame t+1 is real
+    composer: np.ndarray  # (B,) int64 composer index
+
+
+class WindowSampler:
+    """Windows drawn with probability proportional to tune length, then a uniform start."""
+
+    def __init__(self, store: FrameStore, tunes: list[Tune], composers: tuple[str, ...], window_frames: int,
+                 rotate: bool = False, transpose_max: int = 0, composer_dropout: float = 0.0):
+        if not tunes:
+            raise DatasetError(f"{store.data_dir}: no usable tunes for this split")
+        self.store, self.tunes, self.T = store, tunes, window_frames
+        self.comp_index = {c: i for i, c in enumerate(composers)}
+        self.rotate, self.transpose_max, self.dropout = rotate, transpose_max, composer_dropout
+        self.cum = np.cumsum([t.frames for t in tunes], dtype=np.float64)
+
+    def window(self, tune: Tune, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames start..start+T of [zero frame] + tune, zero-padded; and the target mask (T,)."""
+        seq_len = tune.frames + 1
+        win = np.zeros((self.T + 1, NUM_REGS), np.uint8)
+        lo, hi = start, min(start + self.T + 1, seq_len)  # positions in the zero-prefixed sequence
+        src = self.store.frames(tune)
+        if lo == 0:
+            win[1:hi] = src[0:hi - 1]
+        else:
+            win[0:hi - lo] = src[lo - 1:hi - 1]
+        mask = np.arange(1, self.T + 1) < (hi - lo)
+        return win, mask
+
+    def sample(self, rng: np.random.Generator, batch: int) -> Batch:
+        frames = np.zeros((batch, self.T + 1, NUM_REGS), np.uint8)
+        mask = np.zeros((batch, self.T), bool)
+        comp = np.zeros(batch, np.int64)
+        for b in range(batch):
+            i = int(np.searchsorted(self.cum, rng.random() * self.cum[-1], side="right"))
+            tune = self.tunes[min(i, len(self.tunes) - 1)]
+            start = int(rng.integers(0, max(0, tune.frames + 1 - (self.T + 1)) + 1))
+            win, m = self.window(tune, start)
+            if self.rotate:
+                k = int(rng.integers(0, 3))
+                if not (win[:, MODE_VOL] & VOICE3_OFF).any():
+                    win = rotate_voices(win, k)
+            if self.transpose_max:
+                win = transpose(win, int(rng.integers(-self.transpose_max, self.transpose_max + 1)))
+            frames[b], mask[b] = win, m
+            drop = self.dropout > 0 and rng.random() < self.dropout
+            comp[b] = 0 if drop else self.comp_index.get(tune.composer, 0)
+        return Batch(frames, mask, comp)
+
+    def fixed_windows(self, seed: int, n: int) -> Batch:
+        """A reproducible set of n windows (no augmentation, true composers): the validation set."""
+        plain = WindowSampler(self.store, self.tunes, tuple(self.comp_index), self.T)
+        return plain.sample(np.random.default_rng([seed, 0xA11]), n)
+
+
+# ---------------------------------------------------------------------------- synthetic data
+
+def write_synthetic(data_dir: str | Path, n_tunes: int = 40, seed: int = 0, min_frames: int = 100,
+                    max_frames: int = 1500, authors: tuple = ("Alpha", "Beta", "<?>")) -> list[dict]:
+    """Write a small dataset in the dump's layout (index.jsonl + one shard) for tests and smoke runs.
+
+    Each tune is a simple tracker-like pattern: per voice a note every `step` frames from a
+    pentatonic scale (frequency from the equal-tempered PAL table), gate on then off,
+    a pulse-width sweep, a fixed ADSR; a slow filter sweep; fixed volume.
+    """
+    out = Path(data_dir)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows, index, offset = [], [], 0
+    for i in range(n_tunes):
+        n = int(rng.integers(min_frames, max_frames + 1))
+        fr = np.zeros((n, NUM_REGS), np.uint8)
+        step = int(rng.integers(3, 9))
+        root = int(rng.integers(24, 48))
+        wave = rng.choice([0x10, 0x20, 0x40, 0x80], size=3)
+        for v in range(3):
+            base = v * VOICE_REGS
+            fr[:, base + 5] = rng.integers(0, 256)
+            fr[:, base + 6] = rng.integers(0, 256)
+            pw = (np.arange(n) * int(rng.integers(4, 40)) + int(rng.integers(0, 4096))) % 4096
+            fr[:, base + 2], fr[:, base + 3] = pw & 0xFF, pw >> 8
+            notes = root + 12 * v + rng.choice([0, 2, 4, 7, 9, 12], size=n // step + 1)
+            note = np.repeat(notes, step)[:n]
+            freq = np.clip(np.rint(440.0 * 2 ** ((note - 57) / 12) * 16777216 / 985248), 0, 0xFFFF).astype(np.int64)
+            fr[:, base], fr[:, base + 1] = freq & 0xFF, freq >> 8
+            gate = (np.arange(n) % step) < max(1, step - 2)
+            fr[:, base + 4] = wave[v] | gate
+        fc = (np.arange(n) * 3 + int(rng.integers(0, 2048))) % 2048
+        fr[:, 0x15], fr[:, 0x16] = fc & 0x07, fc >> 3
+        fr[:, 0x17] = 0xF1
+        fr[:, 0x18] = 0x1F
+        rows.append(fr)
+        md5 = hashlib.md5(f"synthetic-{seed}-{i}".encode()).hexdigest()
+        index.append({"path": f"synthetic/{i}.sid", "md5": md5, "subtune": 1, "title": f"synthetic {i}",
+                      "author": authors[i % len(authors)], "released": "", "clock": "PAL", "chip": "6581",
+                      "speed": "vbi", "play_hz": 50, "frames": n, "status": "ok", "message": "",
+                      "shard": "shards/synthetic.npy", "offset": offset})
+        offset += n
+    np.save(out / "shards" / "synthetic.npy", np.concatenate(rows))
+    (out / "index.jsonl").write_text("".join(json.dumps(e) + "\n" for e in index), encoding="utf-8")
+    return index
