@@ -7,8 +7,9 @@ Dataset layout (training reads this):
   OUT_DIR/index.jsonl  one JSON object per (tune, subtune) attempted, see `_entry`:
       path (relative to HVSC_ROOT), md5, subtune (1-based), songs, title, author, released,
       clock, chip, speed ("vbi"|"cia"), play_hz, frames, status, message, usable,
-      seconds_from, changed_frames, shard ("shards/NAME.npy" or null), offset (first row
-      in the shard, or null).
+      seconds_from, changed_frames, retriggers (gate restarts inside one frame made
+      visible, see training.c64.mark_retriggers), shard ("shards/NAME.npy" or null),
+      offset (first row in the shard, or null).
   OUT_DIR/shards/*.npy (rows, 25) uint8 canonical frames, tunes concatenated; written
       to a tmp file and renamed BEFORE their index lines are appended, so every index
       line points at complete data. np.load(path, mmap_mode="r") reads them.
@@ -82,7 +83,7 @@ def _entry(rel: str, *, subtune: int, status: str, message: str = "", tune=None,
          "clock": tune.frames_clock() if tune else None, "chip": tune.frames_chip() if tune else None,
          "speed": ("cia" if tune.speed_cia(subtune) else "vbi") if tune else None,
          "play_hz": None, "frames": 0, "status": status, "message": message, "usable": False,
-         "seconds_from": None, "changed_frames": 0, "shard": None, "offset": None}
+         "seconds_from": None, "changed_frames": 0, "retriggers": 0, "shard": None, "offset": None}
     e.update(fields)
     return e
 
@@ -120,7 +121,8 @@ def dump_job(root: Path, rel: str, subtune: int, songlengths: dict, max_seconds:
     changed = int(np.any(regs[1:] != regs[:-1], axis=1).sum()) if len(regs) > 1 else 0
     entry = _entry(rel, tune=tune, subtune=subtune, status=res.status, message=res.message,
                    speed=res.speed, play_hz=round(float(res.play_hz), 3), frames=int(len(regs)),
-                   usable=bool(usable), seconds_from=secs_from, changed_frames=changed)
+                   usable=bool(usable), seconds_from=secs_from, changed_frames=changed,
+                   retriggers=int(res.retriggers))
     entry["cpu_s"] = time.process_time() - t0
     return entry, (regs if len(regs) else None)
 

@@ -71,19 +71,25 @@ def check_subtune(tune: PsidTune, subtune: int | None) -> int:
     return int(subtune)
 
 
-def run_tune(tune: PsidTune, subtune: int, n_frames: int):
-    """Run 1-based `subtune` for `n_frames` frames; returns training.c64.DumpResult."""
+def run_tune(tune: PsidTune, subtune: int, n_frames: int, raw: bool = False):
+    """Run 1-based `subtune` for `n_frames` frames; returns training.c64.DumpResult.
+
+    raw: the plain register shadow at each frame boundary; by default a gate restart
+    inside one frame is made visible (training.c64.mark_retriggers).
+    """
     from training.c64 import run_psid  # the emulator; imported late so parsing needs no Numba
 
     tune.require_supported()
     return run_psid(tune.data, tune.load_addr, tune.init_addr, tune.play_addr, subtune - 1,
-                    n_frames, speed_cia=tune.speed_cia(subtune), clock=tune.frames_clock())
+                    n_frames, speed_cia=tune.speed_cia(subtune), clock=tune.frames_clock(),
+                    mark_gate_retriggers=not raw)
 
 
 def dump_tune(path: str | Path, subtune: int | None = None, seconds: float | None = None,
-              songlengths: dict | None = None) -> Frames:
+              songlengths: dict | None = None, raw: bool = False) -> Frames:
     """Dump one subtune (1-based; default the start song) of a PSID file to Frames.
 
+    raw=True keeps the plain register snapshots (no gate-restart marks; see run_tune).
     A tune that stops keeping time part way (play_timeout, jam) returns the frames it
     made, with extra["status"] saying so; one that makes no frames raises DumpError.
     RSID/MUS/multi-SID tunes raise UnsupportedTune, malformed files PsidFormatError.
@@ -95,13 +101,13 @@ def dump_tune(path: str | Path, subtune: int | None = None, seconds: float | Non
     clock = tune.frames_clock()
     rate_hz = frame_rate_hz(clock)
     n_frames = max(1, round(secs * rate_hz))
-    res = run_tune(tune, subtune, n_frames)
+    res = run_tune(tune, subtune, n_frames, raw=raw)
     if len(res.regs) == 0:
         raise DumpError(f"{path}: subtune {subtune}: {res.status}: {res.message}")
     extra = {"md5": tune.md5, "subtune": subtune, "songs": tune.songs, "speed": res.speed,
              "play_hz": round(float(res.play_hz), 3), "status": res.status,
              "message": res.message, "seconds_requested": secs, "seconds_from": secs_from,
-             "released": tune.released}
+             "released": tune.released, "retriggers": int(res.retriggers), "raw": raw}
     return Frames(regs=res.regs, clock=clock, chip=tune.frames_chip(), frame_rate_hz=rate_hz,
                   title=tune.title, author=tune.author, source=str(path), extra=extra)
 
@@ -117,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None,
                    help="length to dump (default: the tune's Songlengths.md5 entry when it lives "
                         f"under an HVSC root, else {DEFAULT_SECONDS:g} s)")
+    p.add_argument("--raw", action="store_true",
+                   help="plain register snapshots: do not mark gate restarts inside one frame")
     p.add_argument("-o", "--output", required=True, help="output frames file, .regs or .txt")
     return p
 
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sidlive dump: -o {out}: extension must be .regs or .txt", file=sys.stderr)
         return 2
     try:
-        frames = dump_tune(args.tune, args.subtune, args.seconds)
+        frames = dump_tune(args.tune, args.subtune, args.seconds, raw=args.raw)
         save(frames, out)
     except (OSError, PsidFormatError, UnsupportedTune, DumpError, FramesFormatError, ValueError) as e:
         print(f"sidlive dump: {e}", file=sys.stderr)

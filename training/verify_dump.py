@@ -5,8 +5,10 @@
 
 Oracle: pysidtracker's `oracle.register_grid` (jennings 6502; init, then one play call
 per frame, registers sampled after each call). For --n VBI-timed start songs sampled
-(seeded) from the collection, our frame i is compared with the oracle's row i over the
-first --frames frames, both canonicalised (sidlive.frames.canonicalize). Mismatches list
+(seeded) from the collection, our raw frame i (dump_tune(raw=True): no gate-restart
+marks, which the oracle does not make) is compared with the oracle's row i over the
+first --frames frames, both canonicalised (sidlive.frames.canonicalize); how many frames
+the marks then change is reported beside. Mismatches list
 the first differing frame, the registers, a best-effort reason, and whether a shift of
 a frame or two would have matched. CIA-timed tunes (--cia of them) are reported apart:
 the oracle calls play once per frame whatever the speed bits say, we call it at the CIA
@@ -70,14 +72,16 @@ def compare_one(args) -> dict:
     tune = load_psid(path)
     rec = {"path": rel, "subtune": subtune}
     t0 = time.process_time()
-    try:
-        ours = dump_tune(path, subtune=subtune, seconds=n_frames / 50.1245 + 0.01)
+    try:  # raw snapshots: the oracle has no gate-restart marks
+        ours = dump_tune(path, subtune=subtune, seconds=n_frames / 50.1245 + 0.01, raw=True)
+        rec["our_cpu_s"] = time.process_time() - t0
+        marked = dump_tune(path, subtune=subtune, seconds=n_frames / 50.1245 + 0.01)
     except Exception as e:  # report, do not stop the survey
         return dict(rec, result="our_error", reason=f"{type(e).__name__}: {e}")
-    rec["our_cpu_s"] = time.process_time() - t0
-    rec.update(frames=len(ours), status=ours.extra["status"], play_hz=ours.extra["play_hz"],
-               speed=ours.extra["speed"])
     a = ours.regs[:n_frames]  # (N, 25)
+    rec.update(frames=len(ours), status=ours.extra["status"], play_hz=ours.extra["play_hz"],
+               speed=ours.extra["speed"], retriggers=marked.extra["retriggers"],
+               marked_frames=int(np.any(marked.regs[:n_frames] != a, axis=1).sum()))
     from pysidtracker import oracle
     t0 = time.process_time()
     try:
@@ -198,6 +202,8 @@ def run_report(root, n: int = 200, n_frames: int = 3000, seed: int = 0, n_cia: i
             report[key]["play_hz"] = sorted(round(r.get("play_hz") or 0, 1) for r in recs)
             m = [r["resampled_match_percent"] for r in recs if r.get("resampled_match_percent") is not None]
             report[key]["resampled_match_percent_mean"] = round(float(np.mean(m)), 2) if m else None
+        report[key]["tunes_with_retrigger_marks"] = sum(r.get("marked_frames", 0) > 0 for r in recs)
+        report[key]["retrigger_marked_frames"] = sum(r.get("marked_frames", 0) for r in recs)
         frames = sum(r.get("frames", 0) for r in recs)
         cpu = sum(r.get("our_cpu_s", 0.0) for r in recs)
         report[key]["our_frames_per_cpu_s"] = round(frames / max(cpu, 1e-9), 1)
@@ -220,7 +226,9 @@ def format_report(r: dict) -> str:
         out.append(f"== oracle agreement, {title} start songs: {s['identical']}/{s['n']} identical "
                    f"({s['identical_percent']:.1f}%)  results {s['results']}")
         out.append(f"   our speed {s['our_frames_per_cpu_s']:,.0f} frames/CPU-s, oracle "
-                   f"{s['oracle_frames_per_cpu_s']:,.0f}")
+                   f"{s['oracle_frames_per_cpu_s']:,.0f}; compared: raw snapshots. As dumped, "
+                   f"gate-restart marks change {s['retrigger_marked_frames']:,} frames in "
+                   f"{s['tunes_with_retrigger_marks']} of these tunes")
         if key == "cia":
             out.append(f"   our play rates (Hz): {s['play_hz']}")
             out.append(f"   our frames found among the oracle's play calls at our rate (+-1 call): "

@@ -146,3 +146,20 @@ def test_verify_dump_agrees_with_the_oracle_on_real_tunes(hvsc):
         assert rec["frames"] >= 300
     assert code_hints(bytes([0xAD, 0x1B, 0xD4])) == ["reads osc3 $D41B"]
     assert code_hints(bytes([0x8D, 0x1B, 0xD4])) == []
+
+
+def test_gate_restart_inside_a_frame_is_marked_unless_raw(tmp_path):
+    # play: LDA #$40 ; STA $D404 (gate off) ; LDA #$41 ; STA $D404 (gate on) ; RTS
+    play = bytes([0xA9, 0x40, 0x8D, 0x04, 0xD4, 0xA9, 0x41, 0x8D, 0x04, 0xD4, 0x60])
+    p = tmp_path / "retrig.sid"
+    p.write_bytes(build_psid(COUNTER_INIT + play, load_addr=0x1000, init_addr=0x1000,
+                             play_addr=0x1000 + len(COUNTER_INIT)))
+    raw = dump_tune(p, seconds=1.0, raw=True)
+    assert np.all(raw.regs[:, 0x04] == 0x41)  # the snapshots alone never see the gate drop
+    assert raw.extra["raw"] and raw.extra["retriggers"] == 0
+    marked = dump_tune(p, seconds=1.0)
+    gate = marked.regs[:, 0x04] & 1
+    assert marked.extra["retriggers"] == int((gate == 0).sum()) > len(marked) // 3
+    assert np.all(marked.regs[:, 0x04] | 1 == 0x41)  # only gate bits change
+    assert main([str(p), "--seconds", "1", "--raw", "-o", str(tmp_path / "r.regs")]) == 0
+    assert np.array_equal(load(tmp_path / "r.regs").regs, raw.regs)
