@@ -190,8 +190,12 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
         from tqdm import tqdm
         bar = tqdm(total=tcfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
     model.train()
+    stop_requested = _stop_on_signals()
     while step < tcfg.max_steps:
-        if tcfg.max_minutes > 0 and _stop_all(time.monotonic() - t_start > 60 * tcfg.max_minutes, d):
+        out_of_time = tcfg.max_minutes > 0 and time.monotonic() - t_start > 60 * tcfg.max_minutes
+        if _stop_all(out_of_time or stop_requested.is_set(), d):
+            if stop_requested.is_set():
+                log(f"stop requested (signal): finishing at step {step} with a checkpoint")
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tcfg)
@@ -242,6 +246,18 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
         dist.barrier()
         dist.destroy_process_group()
     return summary
+
+
+def _stop_on_signals():
+    """SIGTERM/SIGINT end training gracefully: final validation, checkpoint, summary."""
+    import signal
+    import threading
+
+    ev = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: ev.set())
+    return ev
 
 
 def _stop_all(stop: bool, d: Dist) -> bool:

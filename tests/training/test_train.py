@@ -118,3 +118,30 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     _, ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt")
     assert ckpt["step"] == 2 and ckpt["frames_seen"] == 2 * 2 * 2 * 32
+
+
+def test_sigterm_stops_gracefully_with_a_checkpoint(data, tmp_path):
+    """kill -TERM mid-run: the trainer finishes the step, validates, checkpoints and writes its summary."""
+    import signal
+    import time
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    run = tmp_path / "sig"
+    cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), "--data_dir", str(data),
+           "--run_dir", str(run), "--max_steps", "100000", "--device", "cpu", "--log_every_steps", "1"]
+    p = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        curve = run / "curve.jsonl"
+        while not (curve.exists() and curve.read_text().count("\n") >= 2):
+            assert p.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err[-2000:]
+    assert "stop requested" in out + err
+    summary = json.loads((run / "summary.json").read_text())
+    _, ckpt = load_checkpoint(run / "last.pt")
+    assert 2 <= ckpt["step"] == summary["step"] < 100000
