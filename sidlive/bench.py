@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import platform
 import random
@@ -24,7 +25,9 @@ from typing import Callable
 
 BENCHMARKS: dict[str, Callable[..., dict]] = {}
 # Modules whose import registers more benchmarks; a missing one is skipped silently.
-PLUGIN_MODULES: tuple[str, ...] = ("engine.bench",)
+# Benchmarks that run only when named (minutes long): `sidlive bench soak --minutes 10`.
+ON_REQUEST = frozenset({"soak"})
+PLUGIN_MODULES: tuple[str, ...] = ("engine.bench", "sidlive.soak")
 
 
 class Unavailable(RuntimeError):
@@ -109,21 +112,27 @@ def bench_dump(quick: bool = False) -> dict:
             "frames_per_s": round(frames_total / wall, 1)}
 
 
-def run(names: list[str] | None = None, quick: bool = False) -> dict:
-    """{name: figures or {"unavailable": reason}} for the chosen (default: all) benchmarks."""
+def run(names: list[str] | None = None, quick: bool = False, **options) -> dict:
+    """{name: figures or {"unavailable": reason}} for the chosen (default: all) benchmarks.
+
+    options (e.g. minutes=, model=) go to the benchmarks whose functions take them.
+    """
     for mod in PLUGIN_MODULES:
         try:
             importlib.import_module(mod)
         except ImportError:
             pass
-    names = list(BENCHMARKS) if not names else names
+    names = [n for n in BENCHMARKS if n not in ON_REQUEST] if not names else names
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}")
     out = {}
     for name in names:
         try:
-            out[name] = BENCHMARKS[name](quick=quick)
+            fn = BENCHMARKS[name]
+            params = inspect.signature(fn).parameters
+            kw = {k: v for k, v in options.items() if v is not None and k in params}
+            out[name] = fn(quick=quick, **kw)
         except Unavailable as e:
             out[name] = {"unavailable": str(e)}
     return out
@@ -148,12 +157,16 @@ def format_report(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sidlive bench", description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all), e.g. soak")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these benchmarks")
     ap.add_argument("--quick", action="store_true", help="short workloads (seconds, not minutes)")
+    ap.add_argument("--minutes", type=float, default=None, help="length of timed runs that take one (soak)")
+    ap.add_argument("--model", default=None, help="model file for model benchmarks (default: the shipped one)")
     args = ap.parse_args(argv)
     try:
-        results = run(args.only, quick=args.quick)
+        results = run((args.names or []) + (args.only or []) or None, quick=args.quick,
+                      minutes=args.minutes, model=args.model)
     except ValueError as e:
         print(f"sidlive bench: {e}", file=sys.stderr)
         return 2

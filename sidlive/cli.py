@@ -6,6 +6,8 @@ import sys
 
 # name -> (module, one-line help). Each module has `main(argv: list[str] | None) -> int`.
 COMMANDS = {
+    "live": ("sidlive.live", "play the model live: MIDI/OSC control, loops, recording"),
+    "loop": ("sidlive.loops", "cut a prompt loop from a tune"),
     "render": ("sidlive.render", "render a frames file or .sid to WAV"),
     "play": ("sidlive.play", "play a frames file or .sid on an audio device"),
     "devices": ("sidlive.devices", "list audio devices and MIDI ports"),

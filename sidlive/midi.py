@@ -44,12 +44,16 @@ class MidiInput:
         self.overflows = 0  # messages lost because the queue was full
         self.disconnects = 0
         self.reconnects = 0
+        self.wakeup = None  # optional threading.Event set on every message (the control thread waits on it)
 
     def _push(self, data) -> None:
-        """Backend thread: enqueue raw bytes. No parsing, no lock, no logging."""
+        """Backend thread: enqueue raw bytes. No parsing, no logging; sets `wakeup` if given."""
         if len(self._q) == self._q.maxlen:
             self.overflows += 1
         self._q.append(data)
+        wakeup = self.wakeup
+        if wakeup is not None:
+            wakeup.set()
 
     def drain(self, max_messages: int = 1024) -> list[mido.Message]:
         out = []

@@ -155,10 +155,10 @@ class FrameRing:
             time.sleep(poll_s)
 
     # ------------------------------------------------------------------ consumer
-    def pop_into(self, out_row: np.ndarray) -> bool:
-        """Copy the next frame into out_row ((25,) uint8). False on an empty ring (an
-        underrun is counted; out_row is left as it was, so the caller holds the last
-        register state). Never blocks; allocates nothing but a tuple on a rollback."""
+    def service(self) -> tuple[int, int]:
+        """Answer a pending rollback request without taking a frame (step 2 above); returns
+        the current answer. The audio callback calls it once per block, so a rollback
+        completes within one block rather than at the next frame boundary."""
         req = self._req
         ack = self._ack
         if req[0] != ack[0]:
@@ -169,6 +169,13 @@ class FrameRing:
                 cut = write
             ack = (req[0], cut)
             self._ack = ack
+        return ack
+
+    def pop_into(self, out_row: np.ndarray) -> bool:
+        """Copy the next frame into out_row ((25,) uint8). False on an empty ring (an
+        underrun is counted; out_row is left as it was, so the caller holds the last
+        register state). Never blocks; allocates nothing but a tuple on a rollback."""
+        ack = self.service()
         read = self._read
         limit = self._write if self._pub_epoch == ack[0] else ack[1]
         if read >= limit:
