@@ -15,6 +15,7 @@ COMMANDS = {
     "bench": ("sidlive.bench", "measure this machine's figures"),
     "score": ("training.score", "bits per frame of tunes: model vs change-model baseline"),
     "generate": ("sidlive.generate", "generate frames from a model (.sidm) to .regs/.txt/.wav"),
+    "export": ("sidlive.sidexport", "frames (.regs/.txt) to a playable PSID .sid"),
     "learn": ("sidlive.learn", "bind the next moved MIDI control to a parameter"),
     "recover": ("sidlive.recover", "finish recordings left by a crash"),
     "demo": ("sidlive.demo", "the main job on shipped defaults (what `make demo` runs)"),
