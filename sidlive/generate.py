@@ -21,7 +21,7 @@ from sidlive.frames import Frames, FramesFormatError, load, save
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "presets" / "models" / "default.sidm"
-OUT_EXTS = (".regs", ".txt", ".wav")
+OUT_EXTS = (".regs", ".txt", ".wav", ".sid")
 PROMPT_EXTS = (".sid", ".regs", ".txt")
 RATES_HZ = (44_100, 48_000)
 
@@ -87,6 +87,11 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
         from sidlive.renderer import render
         from sidlive.wav import write_wav
         write_wav(out_path, render(out, chip=chip, rate_hz=rate_hz), rate_hz)
+    elif out_path.suffix.lower() == ".sid":
+        import dataclasses
+
+        from sidlive.sidexport import export_frames
+        export_frames(out if chip is None else dataclasses.replace(out, chip=chip), out_path)
     else:
         save(out, out_path)
     return {"out": str(out_path), "frames": int(len(regs)), "generated": frames, "model": str(model_path),
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-prompt", action="store_true", help="write the prompt frames before the generated ones")
     ap.add_argument("--chip", choices=("6581", "8580"), default=None, help="SID model for .wav (default 6581)")
     ap.add_argument("--rate", type=int, choices=RATES_HZ, default=48_000, help="sample rate of a .wav in Hz")
-    ap.add_argument("-o", "--output", type=Path, required=True, help="output file (.regs, .txt or .wav)")
+    ap.add_argument("-o", "--output", type=Path, required=True, help="output file (.regs, .txt, .wav or .sid)")
     args = ap.parse_args(argv)
     try:
         info = generate_file(args.output, model=args.model, frames=args.frames, temperature=args.temp,
