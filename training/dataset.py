@@ -43,12 +43,21 @@ class Tune:
     title: str = ""
 
 
-def load_index(data_dir: str | Path) -> list[Tune]:
-    """Usable tunes of DATA_DIR/index.jsonl (status "ok", with a shard and >= 1 frame)."""
+class IndexMissing(DatasetError, FileNotFoundError):
+    """DATA_DIR/index.jsonl does not exist."""
+
+
+def index_entries(data_dir: str | Path, required: tuple = ()) -> list[dict]:
+    """Usable entries of DATA_DIR/index.jsonl as dicts (status "ok", a shard, >= 1 frame).
+
+    md5/frames/offset/shard are checked, plus any `required` (key, type) pairs; each entry
+    gets "_line", its line number. Errors name the file, the line and the field.
+    """
     path = Path(data_dir) / "index.jsonl"
     if not path.is_file():
-        raise DatasetError(f"{path}: missing (expected the dump's index.jsonl in {data_dir})")
-    tunes = []
+        raise IndexMissing(f"{path}: missing (expected the dump's index.jsonl in {data_dir})")
+    checks = (("md5", str), ("frames", int), ("offset", int), ("shard", str)) + tuple(required)
+    entries = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -61,7 +70,7 @@ def load_index(data_dir: str | Path) -> list[Tune]:
                 raise DatasetError(f"{path}: line {lineno}: expected a JSON object")
             if e.get("status") != "ok" or not e.get("shard"):
                 continue
-            for key, typ in (("md5", str), ("frames", int), ("offset", int), ("shard", str)):
+            for key, typ in checks:
                 if not isinstance(e.get(key), typ) or isinstance(e.get(key), bool):
                     raise DatasetError(f"{path}: line {lineno}: field {key!r} is {e.get(key)!r}, expected {typ.__name__}")
             if e["frames"] < 0 or e["offset"] < 0:
@@ -69,10 +78,16 @@ def load_index(data_dir: str | Path) -> list[Tune]:
                                    f"got {e['frames']}/{e['offset']}")
             if e["frames"] == 0:
                 continue
-            tunes.append(Tune(md5=e["md5"], subtune=int(e.get("subtune") or 0),
-                              composer=normalize_composer(e.get("author")), shard=e["shard"],
-                              offset=e["offset"], frames=e["frames"], title=str(e.get("title") or "")))
-    return tunes
+            e["_line"] = lineno
+            entries.append(e)
+    return entries
+
+
+def load_index(data_dir: str | Path) -> list[Tune]:
+    """Usable tunes of DATA_DIR/index.jsonl (status "ok", with a shard and >= 1 frame)."""
+    return [Tune(md5=e["md5"], subtune=int(e.get("subtune") or 0), composer=normalize_composer(e.get("author")),
+                 shard=e["shard"], offset=e["offset"], frames=e["frames"], title=str(e.get("title") or ""))
+            for e in index_entries(data_dir)]
 
 
 class FrameStore:

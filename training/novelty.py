@@ -41,37 +41,12 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 # ---------------------------------------------------------------------------- dataset
 
 def read_index(data_dir: str | Path) -> list[dict]:
-    """The tunes of DATA_DIR/index.jsonl that hold frames, fields checked.
+    """The tunes of DATA_DIR/index.jsonl that hold frames, fields checked, each with its "path".
 
-    Kept as the trainer keeps them (training.dataset.load_index): status "ok", a shard, and
-    frames > 0.
+    The same entries the trainer uses (training.dataset.index_entries).
     """
-    path = Path(data_dir) / "index.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: dataset index not found")
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {lineno}: not JSON ({err})") from None
-            if not isinstance(e, dict):
-                raise ValueError(f"{path}: line {lineno}: expected a JSON object")
-            if e.get("status") != "ok" or not e.get("shard") or e.get("frames") == 0:
-                continue
-            for key, typ in (("path", str), ("shard", str), ("offset", int), ("frames", int)):
-                if not isinstance(e.get(key), typ):
-                    raise ValueError(f"{path}: line {lineno}: field {key!r} must be a {typ.__name__}, "
-                                     f"got {e.get(key)!r}")
-            if e["offset"] < 0 or e["frames"] < 0:
-                raise ValueError(f"{path}: line {lineno}: 'offset' and 'frames' must be >= 0, "
-                                 f"got {e['offset']} and {e['frames']}")
-            e["_line"] = lineno
-            out.append(e)
-    return out
+    from training.dataset import index_entries
+    return index_entries(data_dir, required=(("path", str),))
 
 
 def open_shards(data_dir: str | Path, entries: list[dict]) -> dict[str, np.ndarray]:
