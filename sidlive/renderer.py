@@ -5,26 +5,33 @@ One `Renderer` serves offline rendering (`render_frames`) and the live audio cal
 
 1. takes the next frame from its source (a `Frames`, or a callable that returns the next
    25 register values or None when none is ready: then the last register state holds);
-2. writes the registers that changed since the previous frame, in `frames.WRITE_ORDER`:
+2. writes the registers that changed since the previous frame, in `frames.WRITE_ORDER`,
+   `WRITE_GAP_CYCLES` (9) cycles apart as a player's LDA/STA pairs are (the cycles
+   between count as the frame's own, so its length stays exact):
    every register ascending, then the control registers $04/$0B/$12 last, so a gate or
    waveform change lands after that voice's pitch, pulse width and ADSR are in place.
    Writing only changes is equivalent to writing all 25: a SID register write of the
    value already there changes nothing (the control register acts on bit *changes*:
    gate edge, test bit, sync/ring), so skipping it is exact and saves the calls;
 3. clocks exactly the frame's cycles (19,656 for PAL, 17,095 for NTSC): never rounded
-   to a sample boundary, so the music's timing is exact in SID cycles.
+   to a sample boundary, so the music's timing is exact in SID cycles. The cycles are
+   clocked in `subframes` steps (default 4: ~5 ms each), lazily, as output is asked for,
+   so a mute or `gate_off` made between two blocks is heard from the next step on (the
+   live daemon's "within one block"), not a whole frame later. Where the steps fall is
+   fixed by the cycle count, so the output does not depend on the block sizes.
 
 Sample accounting. reSIDfp's long-run output rate is not quite the rate asked for
 (measured: 2.2e-4 fast with RESAMPLE at 48 kHz, +626 samples per 3,000 frames; 2.0e-4
 at 44.1 kHz; 3e-5 with DECIMATE), and sidplayfp's WAVs carry the same skew. Frame k's
 audio is therefore defined on an exact output timeline: frames 0..k-1 span
 `frame_sample_boundary(k)` = floor(k * cycles * rate / clock) samples (integer
-arithmetic, no drift over any length). reSID's samples go into an input FIFO and a
+arithmetic, no drift over any length); a step ending at cycle c ends at sample
+floor(c * rate / clock). reSID's samples go into an input FIFO and a
 32-tap windowed-sinc fractional resampler reads them at a ratio that `RateLock` (a
-second-order phase-locked loop, updated once a frame) keeps locked to the frame
+second-order phase-locked loop, updated once a step) keeps locked to the step
 boundaries: the ratio settles to reSID's true rate within ~1e-6 and the read position
 stays ~28 input samples (0.6 ms) behind the newest sample. The output then goes into a
-one-frame FIFO from which blocks of any size are handed out.
+one-step FIFO from which blocks of any size are handed out.
 
 Determinism: two pyresidfp instances fed the same writes differ by a few LSB (about
 -80 dBFS, from state it leaves uninitialised), so renders repeat to within that, not
@@ -55,7 +62,16 @@ TAPS = 32              # fractional resampler length (flat within 0.04 dB to 0.9
 PHASES = 512           # table rows per input sample (linear between rows)
 KAISER_BETA = 5.0
 LOCK_DELAY = TAPS // 2 + 12   # input samples the read position trails the newest one
-LOCK_GAIN = 0.03              # phase gain per frame; frequency gain is LOCK_GAIN**2 / 4
+LOCK_GAIN = 0.03              # phase gain per step; frequency gain is LOCK_GAIN**2 / 4
+SUBFRAMES = 4                 # clock steps per frame (mutes act at the next step: ~5 ms)
+SUBFRAMES_MAX = 16
+# Cycles between two register writes of one frame: a player's LDA abs,Y / STA abs,X pair,
+# the commonest spacing measured in HVSC players (40% of consecutive writes; median 12).
+# Writing them all in the same cycle, which no 6510 can, changes reSID's envelopes: a
+# gate-on then reaches the rate counter before it has run past the new ADSR period, so
+# ADSR-delay-bug outcomes (hard restarts) differ from every real player's.
+WRITE_GAP_CYCLES = 9
+WRITE_GAP_MAX = 40            # 24 gaps must fit in the shortest step (NTSC / 16)
 _IN_CAP = 16_384
 _IN_PAD = 128                 # zeros before reSID's first sample (start-up reads)
 # pyresidfp leaves its resampler's ring buffer uninitialised (new instance or reset):
@@ -75,12 +91,13 @@ def frame_sample_boundary(k: int, rate_hz: int, cycles_per_frame: int = PAL_FRAM
 class RateLock:
     """Locks a fractional resampler's read position to frame boundaries.
 
-    Each frame, `advance(in_total, out_count, boundary_frac)` gets the input samples
-    produced so far (reSID's count, which jitters by a sample and runs slightly fast),
-    the output samples this frame must yield, and how far the exact boundary lies past
-    the last output sample (0 <= frac < 1, in output samples). It returns the input read
-    position of the frame's first output sample and the step per output sample. The
-    target is to read `delay` input samples behind the newest one at every boundary.
+    Each frame (the Renderer: each step), `advance(in_total, out_count, boundary_frac)`
+    gets the input samples produced so far (reSID's count, which jitters by a sample and
+    runs slightly fast), the output samples this frame must yield, and how far the exact
+    boundary lies past the last output sample (0 <= frac < 1, in output samples). It
+    returns the input read position of the frame's first output sample and the step per
+    output sample. The target is to read `delay` input samples behind the newest one at
+    every boundary.
     """
 
     def __init__(self, delay: float = LOCK_DELAY, gain: float = LOCK_GAIN,
@@ -147,6 +164,14 @@ def _interpolate(src, src_base, start, step, n, table, out):
         out[j] = a0 + w * (a1 - a0)
 
 
+@njit(cache=True)
+def _interpolate_gil(src, src_base, start, step, n, table, out):
+    """_interpolate holding the GIL, for the live audio callback: releasing it for ~20 us
+    lets another Python thread take it, and the callback then waits up to the switch
+    interval (or longer, if that thread is preempted) to get it back."""
+    _interpolate(src, src_base, start, step, n, table, out)
+
+
 def _check_choice(name: str, value, allowed) -> str:
     s = str(value)
     if s not in allowed:
@@ -169,19 +194,25 @@ class Renderer:
     """reSID renderer: register frames in, int16/float32 samples out, any block size.
 
     Renderer(source=None, *, chip="6581", rate_hz=48000, muted_voices=(),
-             filter_enabled=True, clock="PAL", sampling="resample")
+             filter_enabled=True, clock="PAL", sampling="resample", subframes=4)
 
     source: a `Frames` (played once; afterwards its last frame holds), a callable
     returning the next frame (25 register values as an array, sequence or bytes; or None:
     no frame ready, hold the last state), or None (hold).
     rate_hz: 22050..96000; muted_voices: subset of 1..3; sampling: reSID's "resample"
-    (band-limited, default) or "decimate" (faster, aliases); clock "PAL" or "NTSC".
+    (band-limited, default) or "decimate" (faster, aliases); clock "PAL" or "NTSC";
+    subframes: 1..16 clock steps per frame (a mute, filter or gate_off takes effect at
+    the next step). Renders with the same subframes match sample for sample.
+    release_gil: False keeps the GIL during the resampler kernel (the live audio callback).
+    write_gap_cycles: 0..40 cycles between a frame's register writes (default 9, as a
+    player writes them; 0 writes them all in the frame's first cycle).
     """
 
     def __init__(self, source: Frames | FrameSource | None = None, *, chip: str = "6581",
                  rate_hz: int = 48_000, muted_voices: Iterable[int] = (),
                  filter_enabled: bool = True, clock: str = "PAL",
-                 sampling: str = "resample"):
+                 sampling: str = "resample", subframes: int = SUBFRAMES, release_gil: bool = True,
+                 write_gap_cycles: int = WRITE_GAP_CYCLES):
         self.chip = _check_choice("chip", chip, CHIPS)
         self.clock = _check_choice("clock", clock, CLOCKS)
         self.sampling = _check_choice("sampling", sampling, SAMPLING_METHODS)
@@ -192,6 +223,18 @@ class Renderer:
         self.clock_hz, self.cycles_per_frame = CLOCK_PARAMS[self.clock]
         self.muted_voices = _check_voices("muted_voices", muted_voices)
         self.filter_enabled = bool(filter_enabled)
+        if isinstance(subframes, bool) or not isinstance(subframes, (int, np.integer)) \
+                or not 1 <= subframes <= SUBFRAMES_MAX:
+            raise ValueError(f"subframes must be an integer in 1..{SUBFRAMES_MAX}; got {subframes!r}")
+        self.subframes = int(subframes)
+        if isinstance(write_gap_cycles, bool) or not isinstance(write_gap_cycles, (int, np.integer)) \
+                or not 0 <= write_gap_cycles <= WRITE_GAP_MAX:
+            raise ValueError(f"write_gap_cycles must be an integer in 0..{WRITE_GAP_MAX}; "
+                             f"got {write_gap_cycles!r}")
+        self.write_gap_cycles = int(write_gap_cycles)
+        self._kernel = _interpolate if release_gil else _interpolate_gil
+        # Cycle offset of each step's start within a frame, and the frame's end.
+        self._step_cycles = [j * self.cycles_per_frame // self.subframes for j in range(self.subframes + 1)]
         self.max_frame_samples = -(-self.cycles_per_frame * self.rate_hz // self.clock_hz)
         self._table = _sinc_table()
         self._in = np.zeros(_IN_CAP, dtype=np.float32)
@@ -225,9 +268,11 @@ class Renderer:
         self._lock.reset()
         self._out_len = 0
         self._out_pos = 0
-        self.frames_rendered = 0
+        self.frames_rendered = 0     # frames started (their first step clocked)
         self.samples_out = 0
         self._frame_index = 0
+        self._step = 0               # next step within the frame, 0..subframes-1
+        self._step_end_sample = 0    # output sample where the last clocked step ends
 
     def set_source(self, source: Frames | FrameSource | None) -> None:
         """Switch the frame source; frame counting and SID state carry on."""
@@ -247,6 +292,15 @@ class Renderer:
             ctrl = CONTROL_REGS[v - 1]
             self._sid.write(ctrl, int(self._regs[ctrl]))
 
+    def gate_off(self) -> None:
+        """Panic: clear every voice's gate bit now (each voice goes into release), heard
+        from the next step. The register state keeps the cleared bits, so a following
+        frame with the gate set starts a new note."""
+        for ctrl in CONTROL_REGS:
+            value = int(self._regs[ctrl]) & 0xFE
+            self._regs[ctrl] = value
+            self._sid.write(ctrl, value)
+
     def set_filter(self, enabled: bool) -> None:
         self.filter_enabled = bool(enabled)
         self._sid.enable_filter(self.filter_enabled)
@@ -255,6 +309,12 @@ class Renderer:
     def registers(self) -> np.ndarray:
         """The register state last written, (25,) uint8 (a copy)."""
         return self._regs.copy()
+
+    @property
+    def next_step_sample(self) -> int:
+        """Output sample where the next clocked step begins: a mute or gate_off made now
+        is heard from about here (plus the resampler's LOCK_DELAY - TAPS/2 samples)."""
+        return self._step_end_sample
 
     @property
     def exhausted(self) -> bool:
@@ -292,7 +352,7 @@ class Renderer:
         done = 0
         while done < n:
             if self._out_pos >= self._out_len:
-                self._render_frame()
+                self._render_step()
             take = min(n - done, self._out_len - self._out_pos)
             src = self._frame_out[self._out_pos:self._out_pos + take]
             dst = out[done:done + take]
@@ -347,39 +407,54 @@ class Renderer:
             row = row.astype(np.uint8)
         return row
 
-    def _write(self, row: np.ndarray) -> None:
+    def _write(self, row: np.ndarray) -> int:
+        """Write the changed registers, `write_gap_cycles` apart; returns the cycles
+        clocked between them (their samples are already in the input FIFO)."""
         regs = self._regs
-        sid_write = self._sid.write
+        sid = self._sid
+        gap = self.write_gap_cycles
         first = not self._written_once
+        used = -gap   # no gap before the first write
         for r in WRITE_ORDER:
             v = row[r]
             if first or v != regs[r]:
-                sid_write(r, int(v))
+                if used >= 0 and gap:
+                    self._push(sid.clock(gap))
+                used += gap
+                sid.write(r, int(v))
                 regs[r] = v
         self._written_once = True
+        return max(used, 0)
 
-    def _render_frame(self) -> None:
-        row = self._next_frame()
-        if row is not None:
-            self._write(row)
-        samples = self._sid.clock(self.cycles_per_frame)
+    def _push(self, samples) -> None:
+        """Append reSID's samples (a list) to the input FIFO."""
         n = len(samples)
         if self._in_len + n > _IN_CAP:
             self._compact()
         self._in[self._in_len:self._in_len + n] = samples
         self._in_len += n
         self._in_total += n
-        k1 = self.frames_rendered + 1
-        num = k1 * self.cycles_per_frame * self.rate_hz
+
+    def _render_step(self) -> None:
+        j = self._step
+        used = 0
+        if j == 0:   # a frame starts: its registers go in from its first cycle on
+            row = self._next_frame()
+            if row is not None:
+                used = self._write(row)
+            self.frames_rendered += 1
+        c0, c1 = self._step_cycles[j], self._step_cycles[j + 1]
+        self._push(self._sid.clock(c1 - c0 - used))
+        num = ((self.frames_rendered - 1) * self.cycles_per_frame + c1) * self.rate_hz
         end = num // self.clock_hz
         frac = (num % self.clock_hz) / self.clock_hz
-        m = end - frame_sample_boundary(self.frames_rendered, self.rate_hz,
-                                        self.cycles_per_frame, self.clock_hz)
+        m = end - self._step_end_sample
         start, step = self._lock.advance(self._in_total, m, frac)
-        _interpolate(self._in, self._in_base, start, step, m, self._table, self._frame_out)
+        self._kernel(self._in, self._in_base, start, step, m, self._table, self._frame_out)
         self._out_len = m
         self._out_pos = 0
-        self.frames_rendered = k1
+        self._step_end_sample = end
+        self._step = (j + 1) % self.subframes
 
     def _compact(self) -> None:
         """Drop input samples the resampler will not read again."""
@@ -395,8 +470,10 @@ class Renderer:
 
 def render(frames: Frames, *, chip: str | None = None, rate_hz: int = 48_000,
            muted_voices: Iterable[int] = (), filter_enabled: bool = True,
-           sampling: str = "resample") -> np.ndarray:
+           sampling: str = "resample", subframes: int = SUBFRAMES,
+           write_gap_cycles: int = WRITE_GAP_CYCLES) -> np.ndarray:
     """Render a whole `Frames` to int16 mono samples (chip defaults to the frames' own)."""
     r = Renderer(frames, chip=chip or frames.chip, rate_hz=rate_hz, muted_voices=muted_voices,
-                 filter_enabled=filter_enabled, clock=frames.clock, sampling=sampling)
+                 filter_enabled=filter_enabled, clock=frames.clock, sampling=sampling,
+                 subframes=subframes, write_gap_cycles=write_gap_cycles)
     return r.render_frames(len(frames))

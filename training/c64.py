@@ -31,9 +31,9 @@ import numpy as np
 from numba import njit
 
 from sidlive.frames import NUM_REGS
-from training.c64_io import (CIA1, EV_NEXT, IRQ_LINE, NMI_LINE, io_events,
+from training.c64_io import (CIA1, EV_NEXT, IRQ_LINE, NMI_LINE, SID_BASE, io_events,
                              port_write, vic_read, vic_write, cia_read)
-from training.c64_sid import GATE_OFF_SEEN
+from training.c64_sid import GATE_OFF_SEEN, SID_LOG
 from training.c64_rom import BANK_DEFAULT, SYSTEMS, boot_machine, iomap, trap_window
 from training.cpu6510 import (FLAG_I, RUN_JAM, RUN_TRAP, ST_A, ST_CYC, ST_P, ST_PC, ST_SP,
                               ST_X, ST_Y, cpu_run, interrupt, pull, push)
@@ -60,6 +60,10 @@ class DumpResult:
     play_hz: float  # measured play-call rate
     cycles: int  # CPU cycles executed (fast-forwarded idle not counted)
     retriggers: int = 0  # gate restarts inside one frame made visible (see mark_retriggers)
+    # With sid_log_capacity > 0: every SID write, (n, 3) int64 rows (cycle, register, value),
+    # cycles counted from frame 0's boundary (negative: before it, e.g. during init).
+    sid_writes: np.ndarray | None = None
+    sid_writes_lost: int = 0  # writes past the log's capacity (not stored)
 
 
 @njit(cache=True, nogil=True)
@@ -209,11 +213,13 @@ def _drive(st, ram, rom, pmap, io, ioram, regs, gate_off, prm, out):
 def run_psid(data: bytes, load_addr: int, init_addr: int, play_addr: int, subtune: int,
              n_frames: int, *, speed_cia: bool, clock: str = "PAL",
              max_init_cycles: int = 20_000_000, max_frame_cycles: int = 2_000_000,
-             mark_gate_retriggers: bool = True) -> DumpResult:
+             mark_gate_retriggers: bool = True, sid_log_capacity: int = 0) -> DumpResult:
     """Run one PSID subtune for n_frames frames (see the module docstring).
 
     mark_gate_retriggers: make gate restarts inside one frame audible in the frames
     (`mark_retriggers`); False gives the raw register shadow at each boundary.
+    sid_log_capacity > 0 also logs up to that many SID writes with their cycles
+    (DumpResult.sid_writes): a debug aid for cycle-exact replay (sidlive.envelope.replay_writes).
 
     data is the C64 program without its 2-byte load address; subtune is 0-based (A for
     init); init_addr 0 means the load address; play_addr 0 means the tune installs its
@@ -240,7 +246,8 @@ def run_psid(data: bytes, load_addr: int, init_addr: int, play_addr: int, subtun
     st, ram, rom, pmap, io, ioram = boot_machine(
         bytes(data), load_addr, system, speed_cia, iomap(init),
         irq_vector=0xEA31, exc_vector=trap + T_EXC,
-        play_vector=trap + T_IRQJOB if play_addr else None)
+        play_vector=trap + T_IRQJOB if play_addr else None,
+        sid_log_capacity=max(0, int(sid_log_capacity)))
     frame_cyc = system["lines"] * system["cycles_per_line"]
     prm = np.zeros(9, np.int64)
     prm[P_INIT], prm[P_PLAY], prm[P_SUBTUNE], prm[P_FRAMES] = init, play_addr, subtune, n_frames
@@ -258,8 +265,30 @@ def run_psid(data: bytes, load_addr: int, init_addr: int, play_addr: int, subtun
     total = int(st[ST_CYC])
     span = total - int(out[O_FIRST_INT])
     play_hz = float(out[O_PLAYS_REC]) * system["clock_hz"] / span if frames and span > 0 else 0.0
-    return DumpResult(regs.copy(), status, _message(status, out, frames, init, play_addr),
-                      speed, int(out[O_PLAYS]), play_hz, total - int(out[O_IDLE]), retriggers)
+    res = DumpResult(regs.copy(), status, _message(status, out, frames, init, play_addr),
+                     speed, int(out[O_PLAYS]), play_hz, total - int(out[O_IDLE]), retriggers)
+    if sid_log_capacity > 0:
+        res.sid_writes, res.sid_writes_lost = _sid_log(io, (int(out[O_FIRST_INT]) // frame_cyc + 1) * frame_cyc)
+    return res
+
+
+def _sid_log(io: np.ndarray, origin_cycle: int) -> tuple[np.ndarray, int]:
+    """The write log in io as (n, 3) rows (cycle - origin_cycle, register, value); lost count."""
+    base = SID_BASE + SID_LOG
+    count = int(io[base])
+    n = min(count, (len(io) - base - 1) // 2)
+    pairs = io[base + 1:base + 1 + 2 * n].reshape(n, 2)  # (n, 2): cycle, reg << 8 | value
+    rows = np.empty((n, 3), np.int64)
+    rows[:, 0] = pairs[:, 0] - origin_cycle
+    rows[:, 1] = pairs[:, 1] >> 8
+    rows[:, 2] = pairs[:, 1] & 0xFF
+    return rows, count - n
+
+
+# Attack times of the SID's 16 attack rates (ms, datasheet), as PAL frames, plus 2 frames
+# for the ADSR delay bug (the rate counter may first wrap: up to 32,768 cycles).
+ATTACK_MS = (2, 8, 16, 24, 38, 56, 68, 80, 100, 250, 500, 800, 1000, 3000, 5000, 8000)
+ATTACK_FRAMES = tuple(-(-ms * 50_125 // 1_000_000) + 2 for ms in ATTACK_MS)
 
 
 def mark_retriggers(regs: np.ndarray, gate_off: np.ndarray) -> int:
@@ -270,18 +299,39 @@ def mark_retriggers(regs: np.ndarray, gate_off: np.ndarray) -> int:
     plays none. Such a restart in frame k is moved into the frames: the gate bit of frame
     k-1 is cleared (the release starts one frame, 20 ms, early; the attack lands on time).
     When frame k-1 is itself a note onset (its gate was off in frame k-2) clearing it would
-    lose that onset, so the restart stays unmarked. regs (n, 25) is modified in place.
+    lose that onset, so the restart stays unmarked. A restart of a voice whose envelope
+    sits at full level (sustain 15 in frames k-1 and k, attack long finished) changes
+    nothing on the chip, since the new attack starts and ends at $FF; marking it would put
+    a 20 ms release (often silence) where the tune has none, so it stays unmarked too.
+    regs (n, 25) is modified in place.
     """
     count = 0
+    n = len(regs)
     for v in range(3):
         c = 0x04 + 7 * v
         gate = (regs[:, c] & 1).astype(bool)  # (n,)
-        for k in np.nonzero(gate_off[:, v])[0]:
-            if k >= 1 and gate[k] and gate[k - 1] and (k == 1 or gate[k - 2]):
-                regs[k - 1, c] &= 0xFE
-                gate[k - 1] = False  # frame k-1 is now a release: a restart in k+1 stays put
-                count += 1
+        onset = 0 if n and gate[0] else -1  # frame where the sounding note's gate went on
+        for k in range(1, n):
+            if gate[k] and not gate[k - 1]:
+                onset = k
+            if not (gate_off[k, v] and gate[k] and gate[k - 1] and (k == 1 or gate[k - 2])):
+                continue
+            if _at_full_level(regs, c, onset, k):
+                continue
+            regs[k - 1, c] &= 0xFE
+            gate[k - 1] = False  # frame k-1 is now a release: a restart in k+1 stays put
+            onset = k
+            count += 1
     return count
+
+
+def _at_full_level(regs: np.ndarray, c: int, onset: int, k: int) -> bool:
+    """Voice (control register c) holds envelope $FF at frame k: sustain 15 in frames
+    k-1 and k, and its note (gate on since `onset`) is past the slowest attack used."""
+    if onset < 0 or (regs[k - 1, c + 2] >> 4) != 15 or (regs[k, c + 2] >> 4) != 15:
+        return False
+    attack = int((regs[onset:k, c + 1] >> 4).max())
+    return k - onset >= ATTACK_FRAMES[attack]
 
 
 def _message(status, out, frames, init, play) -> str:

@@ -285,9 +285,10 @@ def io_events(io, now):
     return min(io[V_NEXT], cia_next(io, CIA1), cia_next(io, CIA2))
 
 
-def new_io(lines: int, cycles_per_line: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh (io, ioram): timers stopped with latches $FFFF, raster compare line 0."""
-    io = np.zeros(IO_SIZE, np.int64)
+def new_io(lines: int, cycles_per_line: int, sid_log_capacity: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh (io, ioram): timers stopped with latches $FFFF, raster compare line 0.
+    sid_log_capacity > 0 appends a SID write log of that many entries (training/c64_sid.py)."""
+    io = np.zeros(IO_SIZE + (1 + 2 * sid_log_capacity if sid_log_capacity > 0 else 0), np.int64)
     ioram = np.zeros(0x1000, np.uint8)
     io[V_LINES], io[V_CPL] = lines, cycles_per_line
     io[V_NEXT] = 0

@@ -106,20 +106,22 @@ def trap_window(load_addr: int, end_addr: int) -> int:
 
 
 def boot_machine(data: bytes, load_addr: int, system: dict, speed_cia: bool, init_bank: int,
-                 irq_vector: int, exc_vector: int, play_vector: int | None = None):
+                 irq_vector: int, exc_vector: int, play_vector: int | None = None,
+                 sid_log_capacity: int = 0):
     """RAM, ROM, page map, I/O and CPU state as the PSID driver leaves them before init.
 
     $0314/$0316/$0318 get irq_vector/exc_vector/exc_vector, then the tune is loaded over
     them; play_vector, if given, is written to $0314 afterwards (the driver pointing the
     IRQ at its play job just before init).
 
+    sid_log_capacity > 0 gives io a SID write log of that many entries (c64_sid.py).
     Returns (st, ram, rom, pmap, io, ioram); the CPU is left at SP=$FF, P=$24 (I set).
     """
     ram = psid_ram()
     rom = rom_image()
     pmap = np.zeros(16, np.int64)
     pmap[0] = 1  # page 0 holds the CPU port
-    io, ioram = new_io(system["lines"], system["cycles_per_line"])
+    io, ioram = new_io(system["lines"], system["cycles_per_line"], sid_log_capacity)
     sid_reset(io, SID_BASE)
     end = load_addr + len(data)
     ram[PAL_FLAG_ADDR] = system["pal_flag"]

@@ -21,6 +21,11 @@ the frame driver samples the 25 write registers from there. Reads:
                          6581 does); a tune that reads back a write-only register does not
                          get what it wrote there, as on the real chip.
 Everything is deterministic and advanced lazily, only when voice 3 is written or read.
+
+Write log (a debug aid: cycle-exact replay of a tune's SID writes). When the io array is
+longer than the SID block, the entries after it are a log: io[s + SID_LOG] counts the
+writes, and write i is (io[s + SID_LOG + 1 + 2i], io[s + SID_LOG + 2 + 2i]) =
+(cycle, reg << 8 | value). Writes past the log's capacity are counted but not stored.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ V3 = 0x400 + 0x0E  # voice 3 registers in ioram: freq lo/hi, pw lo/hi, ctrl, AD,
 # frame (gate 1 -> 0 -> 1 between two boundaries), which a plain snapshot would lose.
 # Lives in the SID's unused mirror space of ioram (mirrors are folded to $D400-$D41F).
 GATE_OFF_SEEN = 0x4E0
+SID_LOG = SID_SIZE  # offset of the optional write log (see the module docstring)
 
 
 @njit(cache=True, nogil=True)
@@ -176,5 +182,13 @@ def sid_write(r, v, io, ioram, s, now):
                 io[s + S_ACC] = 0
                 io[s + S_LFSR] = LFSR_INIT
     ioram[0x400 + r] = v
+    lg = s + SID_LOG
+    if io.shape[0] > lg:
+        n = io[lg]
+        i = lg + 1 + 2 * n
+        if i + 1 < io.shape[0]:
+            io[i] = now
+            io[i + 1] = (r << 8) | v
+        io[lg] = n + 1
     if (r == 0x04 or r == 0x0B or r == 0x12) and not (v & 1):
         ioram[GATE_OFF_SEEN + r // 7] = 1
