@@ -25,23 +25,6 @@ from sidlive.soak import compare_take, replay_take
 from sidlive.wav import read_wav
 
 NANO = os.path.join(os.path.dirname(__file__), "..", "..", "presets", "controllers", "korg_nanokontrol2.toml")
-TINY = dict(context_frames=16, d_global=32, n_layers_global=2, n_heads_global=2, mlp_mult_global=2,
-            d_local=16, n_layers_local=2, n_heads_local=2, mlp_mult_local=2, d_readout=32,
-            composers=("any", "Rob Hubbard", "Martin Galway"), init_std=0.4, copy_bonus_init=-5.0)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    from training.config import ModelConfig
-    from training.export import export_model
-    from training.model import SidModel
-    torch.manual_seed(11)
-    path = tmp_path_factory.mktemp("live") / "tiny.sidm"
-    export_model(SidModel(ModelConfig(**TINY)), path, {"source": "sidlive daemon test"}, log=None)
-    return path
-
-
 class _TI:
     currentTime = 0.0
     outputBufferDacTime = 0.005

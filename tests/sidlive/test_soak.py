@@ -10,23 +10,6 @@ import pytest
 from sidlive.controllers import MidiMapper, load_map
 from sidlive.jackserver import jackd_path, portaudio_jack_device
 
-TINY = dict(context_frames=16, d_global=32, n_layers_global=2, n_heads_global=2, mlp_mult_global=2,
-            d_local=16, n_layers_local=2, n_heads_local=2, mlp_mult_local=2, d_readout=32,
-            composers=("any", "Rob Hubbard", "Martin Galway"), init_std=0.4, copy_bonus_init=-5.0)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    from training.config import ModelConfig
-    from training.export import export_model
-    from training.model import SidModel
-    torch.manual_seed(11)
-    path = tmp_path_factory.mktemp("soak") / "tiny.sidm"
-    export_model(SidModel(ModelConfig(**TINY)), path, {"source": "sidlive soak test"}, log=None)
-    return path
-
-
 def test_flood_covers_every_mapped_control():
     from sidlive.soak import DEFAULT_CONTROLLER, flood_messages
     cmap = load_map(DEFAULT_CONTROLLER)
