@@ -17,7 +17,8 @@ per register).
 
     out = AsidOut("virtual")           # rtmidi output: virtual port "sidlive:asid", or the
     out.send_frame(frame)              # named port (exact / unique substring); JACK MIDI when
-    out.close(); out.close()           # a JACK server runs, else ALSA; start/stop messages sent
+    out.close(); out.close()           # a JACK server runs, else ALSA; start/stop messages sent;
+                                       # all 25 registers again every refresh_s (1 s)
     send_paced(out, frames.regs, frames.frame_rate_hz)   # a whole sequence at frame rate
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ MIDI_DIN_BYTES_PER_S = 31_250 // 10  # 8 data bits + start + stop per byte
 CLIENT_NAME = "sidlive"
 JACK_DRAIN_S = 0.1
 VIRTUAL_PORT = "asid"
+REFRESH_S = 1.0
 
 assert ASID_REGS[:6] == (0x00, 0x01, 0x02, 0x03, 0x05, 0x06) and ASID_REGS[22:] == (0x04, 0x0B, 0x12)
 
@@ -177,16 +179,22 @@ class AsidOut:
     port: None/"virtual" opens a virtual output `sidlive:asid`; anything else connects to
     the output port whose name matches (exact, else unique case-insensitive substring).
     api: "auto" (JACK when a JACK server runs, else ALSA), "jack" or "alsa". Sends the ASID
-    start message on open and stop on close(); close() twice is safe."""
+    start message on open and stop on close(); close() twice is safe. Every refresh_s
+    seconds (0: never) one update carries all 25 registers, so a SID plugged in mid-set,
+    or one that lost a message on the wire, is whole again within that time."""
 
     def __init__(self, port: str | None = "virtual", api: str = "auto", client_name: str = CLIENT_NAME,
-                 virtual_name: str = VIRTUAL_PORT):
+                 virtual_name: str = VIRTUAL_PORT, refresh_s: float = REFRESH_S):
         import rtmidi
 
         from sidlive.midi import MidiPortError, choose_api, match_port
 
+        if not 0.0 <= refresh_s <= 3600.0:
+            raise ValueError(f"ASID refresh_s must be in 0..3600 s, got {refresh_s}")
         self.api = choose_api(api)
         self.encoder = AsidEncoder()
+        self.refresh_s = float(refresh_s)
+        self._next_refresh = 0.0
         self.closed = False
         self.sent_bytes = 0
         self.sent_messages = 0
@@ -223,12 +231,23 @@ class AsidOut:
         self.sent_messages += 1
 
     def send_frame(self, frame) -> int:
-        """Send the registers of `frame` (25 values) that changed; returns bytes sent."""
+        """Send the registers of `frame` (25 values) that changed (all of them when a
+        refresh is due); returns bytes sent."""
+        if self.refresh_s > 0:
+            now = time.monotonic()
+            if now >= self._next_refresh:
+                self._next_refresh = now + self.refresh_s
+                self.encoder.reset()
         msg = self.encoder.encode(frame)
         if not msg or self.closed:
             return 0
         self.send_raw(msg)
         return len(msg)
+
+    def refresh(self) -> None:
+        """The next frame goes out with all 25 registers (a SID that joined late, or lost
+        a message, is whole again)."""
+        self.encoder.reset()
 
     def send_text(self, text: str) -> None:
         self.send_raw(text_message(text))

@@ -60,10 +60,10 @@ def format_report(d: dict) -> str:
         lines.append(f"  none: no audio devices found{why}")
     lines.append("MIDI input ports (mido/rtmidi):")
     lines += [f"  {n}" for n in d["midi_inputs"]] or \
-        [f"  none: no MIDI input ports" + (f" ({d['midi_error']})" if d["midi_error"] else "")]
+        ["  none: no MIDI input ports" + (f" ({d['midi_error']})" if d["midi_error"] else "")]
     lines.append("MIDI output ports:")
     lines += [f"  {n}" for n in d["midi_outputs"]] or \
-        [f"  none: no MIDI output ports" + (f" ({d['midi_error']})" if d["midi_error"] else "")]
+        ["  none: no MIDI output ports" + (f" ({d['midi_error']})" if d["midi_error"] else "")]
     return "\n".join(lines)
 
 

@@ -1,10 +1,13 @@
 """`sidlive play`: render a frames file or .sid live on an audio device (sounddevice).
 
     sidlive play IN [--chip 6581|8580] [--rate 44100|48000] [--mute 1,3] [--seconds S]
-                    [--no-filter] [--subtune N] [--device NAME_OR_INDEX]
+                    [--no-filter] [--subtune N] [--device NAME_OR_INDEX] [--asid PORT|virtual]
 
 Rendering happens in the audio callback, one frame at a time, through the same
-`Renderer.read_into` the live daemon uses. Exit code 3 when there is no audio device.
+`Renderer.read_into` the live daemon uses. Exit code 3 when there is no audio device
+(with --asid the frames then go to the ASID port alone). --asid streams every frame as an
+ASID update to a real SID (docs/asid.md), started after the stream's output latency so
+chip and speakers play together; muted voices go with their waveform bits cleared.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sidlive.asid import send_paced
 from sidlive.frames import Frames, FramesFormatError
 from sidlive.render import add_render_args, load_input, parse_voices
 from sidlive.renderer import Renderer
@@ -51,8 +55,9 @@ def output_device(device=None) -> dict:
     return dict(info)
 
 
-def _stream_blocks(fill, n_total: int, rate_hz: int, device=None, blocksize: int = 1024) -> int:
-    """Play `n_total` samples produced by `fill(out_float32_view)`; returns underflow count."""
+def _stream_blocks(fill, n_total: int, rate_hz: int, device=None, blocksize: int = 1024, on_start=None) -> int:
+    """Play `n_total` samples produced by `fill(out_float32_view)`; returns underflow count.
+    on_start(latency_s), if given, runs once the stream has started."""
     sd = _sounddevice()
     info = output_device(device)
     done = threading.Event()
@@ -73,17 +78,53 @@ def _stream_blocks(fill, n_total: int, rate_hz: int, device=None, blocksize: int
 
     with sd.OutputStream(samplerate=rate_hz, channels=1, dtype="float32", blocksize=blocksize,
                          latency="high", device=info["index"], callback=callback,
-                         finished_callback=done.set):
+                         finished_callback=done.set) as stream:
+        if on_start is not None:
+            on_start(float(stream.latency))
         done.wait()
     return state["underflows"]
 
 
+def asid_frames(frames: Frames, muted_voices=()) -> np.ndarray:
+    """The frames as they go to a real SID: muted voices without their waveform bits."""
+    from sidlive.asidfeed import mute_row
+    on = [v not in set(muted_voices) for v in (1, 2, 3)]
+    return np.array([mute_row(row, on, np.empty_like(row)) for row in frames.regs], np.uint8).reshape(-1, 25)
+
+
 def play_frames(frames: Frames, *, chip: str | None = None, rate_hz: int = 48_000,
-                muted_voices=(), filter_enabled: bool = True, device=None) -> int:
-    """Play `frames` through a Renderer in the audio callback; returns underflow count."""
+                muted_voices=(), filter_enabled: bool = True, device=None, asid=None) -> int:
+    """Play `frames` through a Renderer in the audio callback; returns underflow count.
+    asid: an AsidOut (or anything with send_frame) that gets every frame, paced, beside
+    the audio; started once the stream runs, after its output latency."""
     r = Renderer(frames, chip=chip or frames.chip, rate_hz=rate_hz, muted_voices=muted_voices,
                  filter_enabled=filter_enabled, clock=frames.clock)
-    return _stream_blocks(r.read_into, r.samples_for_frames(len(frames)), rate_hz, device)
+    if asid is None:
+        return _stream_blocks(r.read_into, r.samples_for_frames(len(frames)), rate_hz, device)
+    stop = threading.Event()
+    regs = asid_frames(frames, muted_voices)
+    sender = threading.Thread(target=lambda: None)
+
+    def on_start(latency_s: float) -> None:
+        nonlocal sender
+
+        def run():
+            if not stop.wait(latency_s):
+                send_paced(asid, regs, frames.frame_rate_hz, stop)
+        sender = threading.Thread(target=run, name="sidlive-play-asid", daemon=True)
+        sender.start()
+
+    try:
+        return _stream_blocks(r.read_into, r.samples_for_frames(len(frames)), rate_hz, device, on_start=on_start)
+    finally:
+        sender.join(timeout=1.0 + 1.0 / frames.frame_rate_hz)   # the last frames are due as the audio ends
+        stop.set()
+        sender.join()
+
+
+def play_asid_only(frames: Frames, asid, muted_voices=()) -> int:
+    """No audio device: the frames go to the ASID port alone, paced; returns frames sent."""
+    return send_paced(asid, asid_frames(frames, muted_voices), frames.frame_rate_hz)
 
 
 def play_wav(path: str | Path, device=None) -> int:
@@ -113,15 +154,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sidlive play", description=__doc__.splitlines()[0])
     add_render_args(ap)
     ap.add_argument("--device", default=None, help="output device name or index (default: the system's)")
+    ap.add_argument("--asid", default=None, help="also stream the frames as ASID SysEx to a real SID: virtual "
+                                                 "(a sidlive:asid port) or an output port name")
     args = ap.parse_args(argv)
+    asid = None
     try:
         muted = parse_voices(args.mute)
-        output_device(args.device)   # fail fast, before dumping or rendering anything
+        try:
+            output_device(args.device)   # fail fast, before dumping or rendering anything
+            audio = True
+        except NoAudioDevice as e:
+            if args.asid is None:
+                raise
+            print(f"sidlive play: {e}; playing on the ASID port only", file=sys.stderr)
+            audio = False
         frames = load_input(args.input, args.seconds, args.subtune)
+        if args.asid is not None:
+            from sidlive.asid import AsidOut
+            asid = AsidOut(args.asid)
+            print(f"ASID out: {asid.name}")
         print(f"playing {frames.title or args.input} ({frames.seconds:.1f} s, chip {args.chip or frames.chip}, "
               f"{args.rate} Hz); Ctrl-C stops")
-        underflows = play_frames(frames, chip=args.chip, rate_hz=args.rate, muted_voices=muted,
-                                 filter_enabled=not args.no_filter, device=args.device)
+        if audio:
+            underflows = play_frames(frames, chip=args.chip, rate_hz=args.rate, muted_voices=muted,
+                                     filter_enabled=not args.no_filter, device=args.device, asid=asid)
+        else:
+            play_asid_only(frames, asid, muted)
+            underflows = 0
     except NoAudioDevice as e:
         print(f"sidlive play: {e}", file=sys.stderr)
         return NO_DEVICE_EXIT
@@ -131,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped")
         return 130
+    finally:
+        if asid is not None:
+            asid.close()
+            print(f"ASID: {asid.sent_messages} messages, {asid.sent_bytes} bytes")
     if underflows:
         print(f"{underflows} output underflows (the machine could not keep up)", file=sys.stderr)
     return 0

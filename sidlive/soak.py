@@ -202,7 +202,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
 
     from sidlive.controllers import load_map
     from sidlive.jackserver import JackServer
-    from sidlive.live import DEFAULT_MODEL, LiveConfig, LiveDaemon
+    from sidlive.session import DEFAULT_MODEL, LiveConfig, LiveDaemon
     from sidlive.loops import PRESETS_DIR as LOOPS
 
     model = Path(model) if model is not None else DEFAULT_MODEL

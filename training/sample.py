@@ -30,7 +30,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from training.model import SidModel, rope_tables
 

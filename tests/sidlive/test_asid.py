@@ -142,7 +142,7 @@ def test_named_port_over_jack(jack, wait):
         rx.ignore_types(sysex=False, timing=True, active_sense=True)
         rx.set_callback(lambda ev, _=None: got.append(bytes(ev[0])))
         rx.open_virtual_port("in")
-        out = AsidOut("asid-named", api="jack")
+        out = AsidOut("asid-named", api="jack", refresh_s=0)
         try:
             assert out.name.startswith("asid-named")
             _sync(out, got)
@@ -203,7 +203,7 @@ def test_asid_over_a_jack_midi_port(jack, wait):
 
     regs = frames_with_holds(120, seed=3)
     got: list[bytes] = []
-    with AsidOut("virtual", api="jack") as out:
+    with AsidOut("virtual", api="jack", refresh_s=0) as out:
         assert out.name == "sidlive:asid"
         rx = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="asid-rx")
         try:
@@ -224,3 +224,79 @@ def test_asid_over_a_jack_midi_port(jack, wait):
     stream = b"".join(got)
     assert len(stream) == sent + len(STOP_MESSAGE)
     np.testing.assert_array_equal(decode_asid(stream), regs[_changed(regs)])
+
+
+def _collapse(regs: np.ndarray) -> np.ndarray:
+    return regs[_changed(regs)]
+
+
+def _receiver(name: str, got: list):
+    import rtmidi
+    rx = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
+    rx.ignore_types(sysex=False, timing=True, active_sense=True)
+    rx.set_callback(lambda ev, _=None: got.append(bytes(ev[0])))
+    rx.open_virtual_port("in")
+    return rx
+
+
+def _tail_matches(got: list, regs: np.ndarray) -> int:
+    """From the first update with all 25 registers on, the decoded stream is the frames'
+    tail (changes only; a refresh repeats a state). Returns the states matched."""
+    updates = [m for m in got if m[2:3] == b"\x4E"]
+    full = [i for i, m in enumerate(updates) if sum(bin(b).count("1") for b in m[3:7]) == NUM_REGS]
+    assert full, f"no update with all 25 registers among {len(updates)} updates"
+    decoded = _collapse(decode_asid(b"".join(updates[full[0]:])))
+    want = _collapse(regs)
+    np.testing.assert_array_equal(decoded, want[len(want) - len(decoded):])
+    return len(decoded)
+
+
+def test_refresh_resends_every_register(jack, wait):
+    got: list[bytes] = []
+    rx = _receiver("asid-refresh", got)
+    try:
+        out = AsidOut("asid-refresh", api="jack", refresh_s=0.2)
+        try:
+            _sync(out, got)
+            row = frames_with_holds(1, seed=5)[0]
+            assert out.send_frame(row) == 12 + NUM_REGS     # the first update after a while: all of them
+            assert out.send_frame(row) == 0                 # unchanged within refresh_s: nothing
+            time.sleep(0.25)
+            assert out.send_frame(row) == 12 + NUM_REGS     # refresh due
+            assert wait(lambda: len(got) >= 2)
+        finally:
+            out.close()
+    finally:
+        rx.close_port()
+        rx.delete()
+    with pytest.raises(ValueError, match="refresh_s must be in 0..3600 s, got -1"):
+        AsidOut("asid-refresh", api="jack", refresh_s=-1)
+
+
+@pytest.mark.parametrize("audio", [True, False], ids=["with-audio", "asid-only"])
+def test_play_streams_the_frames_as_asid(jack, wait, tmp_path, capsys, audio):
+    """`sidlive play IN --asid PORT`: beside the JACK audio, or alone when there is no device."""
+    from sidlive import play
+    from sidlive.frames import Frames, canonicalize, save
+    from sidlive.jackserver import portaudio_jack_device
+
+    dev = portaudio_jack_device("output") if audio else "no-such-device-xyz"
+    if dev is None:
+        pytest.skip("PortAudio here has no JACK host API")
+    regs = canonicalize(frames_with_holds(100, seed=6))   # 2 s
+    regs[:, 0x0B] = 0x41                               # voice 2: pulse + gate, muted below
+    save(Frames(regs, title="asid play"), tmp_path / "in.regs")
+    got: list[bytes] = []
+    rx = _receiver("asid-play", got)
+    try:
+        assert play.main([str(tmp_path / "in.regs"), "--device", str(dev), "--asid", "asid-play",
+                          "--mute", "2"]) == 0
+        assert wait(lambda: got and got[-1] == STOP_MESSAGE, timeout_s=3), "stop never arrived"
+    finally:
+        rx.close_port()
+        rx.delete()
+    out = capsys.readouterr()
+    assert "ASID out: asid-play" in out.out and ("ASID port only" in out.err) == (not audio)
+    sent = regs.copy()
+    sent[:, 0x0B] = 0x01                               # muted voice: waveform bits cleared
+    assert _tail_matches(got, sent) >= len(_collapse(sent)) - 55   # all but at most the first second

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from sidlive.controls import ControlState
-from sidlive.daemon import EV_MUTE, EV_PANIC, AudioEngine, GeneratorThread, GenRequest
+from sidlive.daemon import EV_MUTE, EV_PANIC, AudioEngine
+from sidlive.genthread import GeneratorThread, GenRequest
 from sidlive.frames import CANON_MASK, CONTROL_REGS, load_regs
 from sidlive.jackserver import JackServer, jackd_path, portaudio_jack_device
 from sidlive.loops import PRESETS_DIR as LOOPS, Arrangement
@@ -217,7 +218,7 @@ def sync(out, d, timeout_s=5.0):
 
 
 def _daemon(model_path, tmp_path, **kw):
-    from sidlive.live import LiveConfig, LiveDaemon
+    from sidlive.session import LiveConfig, LiveDaemon
     loops = tmp_path / "loops"
     if not loops.exists():
         shutil.copytree(LOOPS, loops, ignore=shutil.ignore_patterns("*.md"))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from training.c64 import run_psid
-from training.c64_io import (CIA1, CIA2, C_CRA, C_FLAGS, C_TA, EV_NEXT, IRQ_LINE, NMI_LINE,
-                             V_FLAGS, io_events, io_read, io_write, new_io)
-from training.c64_rom import PAL_SYSTEM, boot_machine, power_on_pattern, psid_ram, rom_image
+from training.c64_io import (CIA2, C_FLAGS, EV_NEXT, IRQ_LINE, NMI_LINE,
+                             io_events, io_read, io_write, new_io)
+from training.c64_rom import PAL_SYSTEM, boot_machine, power_on_pattern, psid_ram
 from training.c64_sid import sid_reset
 from training.cpu6510 import (RUN_TRAP, ST_CYC, ST_PC, ST_SP, cpu_run, interrupt, rd, wr)
 

@@ -11,7 +11,7 @@ import torch
 from training.config import ModelConfig
 from training.export import GOLDEN_FRAMES, export_model, fixture_model, golden_prompt, main, model_from_sidm, write_golden
 from training.sample import generate, incremental_logprobs
-from training.sidm import HEADER, MAGIC, SidmFormatError, load_sidm, quantize_rows, write_sidm
+from training.sidm import MAGIC, SidmFormatError, load_sidm, quantize_rows, write_sidm
 
 REPO = Path(__file__).resolve().parents[2]
 
