@@ -20,8 +20,13 @@ File format (see docs/controllers.md):
     param = "mute_1"
     mode = "toggle"             # toggle: each press flips; momentary: on while held
 
-`MidiMapper.handle(msg)` turns one MIDI message into ControlEvents; it never raises.
-CC 120 (all sound off) and 123 (all notes off) always mean panic.
+    [keyboard]                  # optional: notes on this channel play one SID voice
+    channel = 2                 # (keyvoice.KeyboardConfig: voice, waveform, pulse_width,
+    voice = 1                   #  attack, decay, sustain, release, velocity, transpose_semitones)
+
+`MidiMapper.handle(msg)` turns one MIDI message into ControlEvents (and NoteEvents for the
+keyboard voice); it never raises. CC 120 (all sound off) and 123 (all notes off) always
+mean panic. Notes on the keyboard's channel go to the keyboard, before any note button.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from typing import Any
 import mido
 
 from sidlive.controls import CURVES, PARAMS, ControlEvent
+from sidlive.keyvoice import KeyboardConfig, KeyboardConfigError, NoteEvent
 
 PANIC_CCS = (120, 123)
 MODES = ("momentary", "toggle")
@@ -73,11 +79,12 @@ class ControllerMap:
     program_change: str | None = None
     knobs: tuple[Knob, ...] = ()
     buttons: tuple[Button, ...] = ()
+    keyboard: KeyboardConfig | None = None
 
 
 # ---------------------------------------------------------------------------- loading
 
-_TOP_KEYS = {"name", "channel", "program_change", "knob", "button"}
+_TOP_KEYS = {"name", "channel", "program_change", "knob", "button", "keyboard"}
 _KNOB_KEYS = {"cc", "param", "min", "max", "curve", "channel"}
 _BUTTON_KEYS = {"cc", "note", "param", "mode", "channel"}
 
@@ -110,7 +117,9 @@ def parse_map(text: str, source: str = "<string>") -> ControllerMap:
             raise where.error(None, None, "program_change", f"{pc!r} is not an integer parameter (e.g. \"loop\")")
     knobs = tuple(_knob(t, i, where) for i, t in enumerate(_tables(doc, "knob", where)))
     buttons = tuple(_button(t, i, where) for i, t in enumerate(_tables(doc, "button", where)))
-    cmap = ControllerMap(name=name, channel=channel, program_change=pc, knobs=knobs, buttons=buttons)
+    keyboard = _keyboard(doc.get("keyboard"), where)
+    cmap = ControllerMap(name=name, channel=channel, program_change=pc, knobs=knobs, buttons=buttons,
+                         keyboard=keyboard)
     _check_duplicates(cmap, where)
     return cmap
 
@@ -155,6 +164,24 @@ def _button(t: dict, i: int, where: "_Locator") -> Button:
     return Button(param=p.name, cc=cc, note=note, mode=mode, channel=channel)
 
 
+def _keyboard(t, where: "_Locator") -> KeyboardConfig | None:
+    if t is None:
+        return None
+    if not isinstance(t, dict):
+        raise where.error(None, None, "keyboard", "must be a table: write [keyboard]")
+    allowed = set(KeyboardConfig.fields())
+    for key in t:
+        if key not in allowed:
+            raise where.error("keyboard", None, key, f"unknown key; allowed: {', '.join(sorted(allowed))}")
+    if "channel" not in t:
+        raise where.error("keyboard", None, None, "missing channel (1..16): the MIDI channel the keyboard plays on")
+    try:
+        return KeyboardConfig(**t)
+    except KeyboardConfigError as e:
+        key = str(e).split(":", 1)[0].split(".", 1)[1]
+        raise where.error("keyboard", None, key, str(e).split(": ", 1)[1]) from None
+
+
 def _num(v):
     return None if v is None else float(v)
 
@@ -195,12 +222,19 @@ def _check_duplicates(cmap: ControllerMap, where: "_Locator") -> None:
             if key in seen:
                 raise where.error(table, i, kind, f"{kind} {num} on this channel is already bound by {seen[key]}")
             seen[key] = f"{table}[{i}]"
+    kb = cmap.keyboard
+    if kb is not None:
+        for i, b in enumerate(cmap.buttons):
+            if b.note is not None and (b.channel or cmap.channel) == kb.channel:
+                raise where.error("button", i, "note", f"note {b.note} on channel {kb.channel} is the keyboard's "
+                                                       f"([keyboard] channel {kb.channel}); give the button another channel")
 
 
 class _Locator:
     """Finds the line of a key in the TOML text (tomllib gives no positions)."""
 
     _header = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
+    _single = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?$")
     _table = re.compile(r"^\s*\[")
 
     def __init__(self, text: str, source: str):
@@ -216,7 +250,11 @@ class _Locator:
             if m or self._table.match(line):
                 if table is None:
                     break
-                inside = bool(m) and m.group(1) == table and (count := count + 1) == index
+                if index is None:     # a single [table]
+                    one = self._single.match(line)
+                    inside = bool(one) and one.group(1) == table
+                else:
+                    inside = bool(m) and m.group(1) == table and (count := count + 1) == index
                 if inside:
                     header_line = n
                 continue
@@ -226,7 +264,7 @@ class _Locator:
 
     def error(self, table, index, key, problem: str) -> ControllerMapError:
         line = self.line_of(table, index, key)
-        field = f"{table}[{index}]" if table else ""
+        field = (f"{table}[{index}]" if index is not None else table) if table else ""
         if key:
             field = f"{field}.{key}" if field else key
         return ControllerMapError(f"{self.source}: line {line}: {field or 'map'}: {problem}")
@@ -249,6 +287,9 @@ def dump_map(cmap: ControllerMap) -> str:
         out += [f"param = {json.dumps(b.param)}", f"mode = {json.dumps(b.mode)}"]
         if b.channel is not None:
             out.append(f"channel = {b.channel}")
+    if cmap.keyboard is not None:
+        out += ["", "[keyboard]"]
+        out += [f"{f} = {_toml_value(getattr(cmap.keyboard, f))}" for f in KeyboardConfig.fields()]
     return "\n".join(out) + "\n"
 
 
@@ -308,12 +349,15 @@ class MidiMapper:
     def _find(self, table: dict, channel: int, number: int):
         return table.get((channel, number)) or table.get((0, number))
 
-    def _events(self, msg: mido.Message) -> list[ControlEvent]:
+    def _events(self, msg: mido.Message) -> list:
         src = f"midi:{self.cmap.name}"
         if not hasattr(msg, "channel"):
             return []
         ch = msg.channel + 1
         listens = self.cmap.channel in (0, ch)
+        kb = self.cmap.keyboard
+        if kb is not None and ch == kb.channel and msg.type in ("note_on", "note_off"):
+            return [NoteEvent(msg.note, msg.velocity if msg.type == "note_on" else 0, src)]
         if msg.type == "control_change":
             if msg.control in PANIC_CCS:
                 return [ControlEvent("panic", op="trigger", source=src)] if listens else []

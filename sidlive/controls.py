@@ -178,6 +178,8 @@ def _registry() -> dict[str, Param]:
           doc="prime: the loop primes the model's context; call_response: loop and answer alternate"),
         P("panic", "trigger", "renderer", True, 0,
           doc="silence the SID within one block and drop the lookahead (also MIDI CC 120/123)"),
+        P("keyboard", "toggle", "daemon", False, True,
+          doc="the controller map's [keyboard] plays its voice (off: the model writes all three)"),
     ]
     return {p.name: p for p in params}
 

@@ -16,7 +16,8 @@ Measurement hooks (preallocated, written by the callback, read by other threads)
 `frame_dac[pos % N]`: when ring position pos starts sounding (perf_counter clock, mapped
 from the stream's time info); `ev`/`ev_dac`: applied control snapshots, mutes and panics
 with the block's first sample (for replaying the take) and when the change is heard;
-`cb_hist`: callback durations in 10 us bins; `played`/`played_dac`/`played_n`: every
+`keys`: the keyboard voice (keyvoice.KeySnapshot, one reference), laid over each frame
+started; `cb_hist`: callback durations in 10 us bins; `played`/`played_dac`/`played_n`: every
 frame the renderer started (a held one on underrun too) and when it is heard, for the
 ASID feed (asidfeed.py) that sends them to a real SID in step with the speakers.
 """
@@ -30,8 +31,8 @@ from sidlive.controls import ControlState
 from sidlive.frames import CONTROL_REGS, NUM_REGS
 from sidlive.renderer import Renderer, frame_sample_boundary
 
-EV_STATE, EV_MUTE, EV_PANIC = 1, 2, 3
-EV_NAMES = {EV_STATE: "state", EV_MUTE: "renderer.mute", EV_PANIC: "renderer.panic"}
+EV_STATE, EV_MUTE, EV_PANIC, EV_KEYS = 1, 2, 3, 4
+EV_NAMES = {EV_STATE: "state", EV_MUTE: "renderer.mute", EV_PANIC: "renderer.panic", EV_KEYS: "keyboard.heard"}
 N_EVENTS = 4096
 N_FRAME_LOG = 1 << 16
 N_PLAYED = 1 << 12          # played-frame log (82 s)
@@ -91,6 +92,8 @@ class AudioEngine:
         self.played = np.zeros((N_PLAYED, NUM_REGS), np.uint8)   # (N_PLAYED, 25) frames as started
         self.played_dac = np.zeros(N_PLAYED, np.float64)
         self.played_n = 0              # frames written to `played` (single writer: the audio thread)
+        self.keys = None               # keyvoice.KeySnapshot or None: swapped by the control thread
+        self._keys_seen = None
 
     # ------------------------------------------------------------------ audio thread
     def callback(self, outdata, frames, time_info, status) -> None:
@@ -155,6 +158,14 @@ class AudioEngine:
             self.frames_played += 1
             if self.first_frame_dac == 0.0:
                 self.first_frame_dac = dac
+        keys = self.keys
+        if keys is not None:            # the keyboard voice, laid over what the model wrote
+            if keys is self._keys_seen:
+                np.copyto(row, keys.steady, where=keys.mask)
+            else:                       # a new snapshot: its first frame (gate off on a retrigger)
+                self._keys_seen = keys
+                np.copyto(row, keys.first, where=keys.mask)
+                self._event(EV_KEYS, keys.seq, -1 if keys.note is None else keys.note, 0, start)
         if self.recorder is not None:
             self.recorder.write_frame(row)   # every frame, a held one too: the take replays exactly
         n = self.played_n
@@ -182,11 +193,12 @@ class AudioEngine:
         self._event(EV_STATE, seq, 0, 0)
         self._applied = pub
 
-    def _event(self, kind: int, seq: int, a: int, b: int) -> None:
+    def _event(self, kind: int, seq: int, a: int, b: int, heard: int = -1) -> None:
         w = self.ev_w
         i = w % N_EVENTS
         ev = self.ev
-        heard = self.renderer.next_step_sample
+        if heard < 0:
+            heard = self.renderer.next_step_sample
         ev[i, 0] = seq
         ev[i, 1] = kind
         ev[i, 2] = a

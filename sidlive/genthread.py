@@ -50,6 +50,8 @@ class GeneratorThread:
         self.hist = np.zeros((history_frames, NUM_REGS), np.uint8)   # (H, 25) frames by ring position
         self.offset = 0              # generator timeline length - ring write position
         self.request: GenRequest | None = None
+        self.forced = None           # keyvoice.KeySnapshot or None: registers the model must keep
+        self._forced_applied = None
         self.wake = threading.Event()
         self._applied: GenRequest | None = None
         self._one = np.zeros((1, NUM_REGS), np.uint8)
@@ -124,7 +126,20 @@ class GeneratorThread:
             self.error = e
             self.on_error(f"generator thread stopped: {type(e).__name__}: {e}")
 
+    def _apply_forced(self, always: bool = False) -> None:
+        """The keyboard voice's registers become forced (no rollback: the audio callback
+        already plays them over the lookahead)."""
+        f = self.forced
+        if f is self._forced_applied and not always:
+            return
+        self._forced_applied = f
+        if f is None:
+            self.gen.set_forced(None, None)
+        else:
+            self.gen.set_forced(f.mask, f.steady)
+
     def _fill(self) -> None:
+        self._apply_forced()
         req = self._applied
         target = req.lookahead_frames if req is not None else 3
         ring, gen = self.ring, self.gen
@@ -219,6 +234,7 @@ class GeneratorThread:
         self.gen, self._shadow = self._shadow, self.gen
         self._ready = None          # only now may the worker touch the (new) shadow again
         self._apply_settings(req, None)   # the swapped-in generator gets the current settings and seed
+        self._apply_forced(always=True)
         self.offset = self.gen.length - cut
         self.arrangement.set(job[0], "prime", cut)
         self._job = None

@@ -27,7 +27,8 @@ def _pct(values, q) -> float | None:
 
 def latency_figures(d) -> dict:
     """Control applied -> first sample heard (DAC time), ms: generator changes (first
-    regenerated frame) and renderer changes (mute/solo/panic)."""
+    regenerated frame), renderer changes (mute/solo/panic) and keyboard notes (the first
+    frame that plays the note)."""
     t_pub = {seq: t for seq, t, _ in d.publish_log}
     gen = []
     for seq, cut, _ in list(d.genthread.rollback_log):
@@ -35,9 +36,11 @@ def latency_figures(d) -> dict:
         if heard is not None and seq in t_pub:
             gen.append((heard - t_pub[seq]) * 1e3)
     ren = [(ev[6] - t_pub[ev[0]]) * 1e3 for ev in list(d.renderer_events) if ev[0] in t_pub]
+    key = [(ev[6] - t_pub[ev[0]]) * 1e3 for ev in list(d.key_events) if ev[0] in t_pub]
     return {"generator_change_ms_p50": _pct(gen, 50), "generator_change_ms_p95": _pct(gen, 95),
             "generator_changes": len(gen), "renderer_change_ms_p50": _pct(ren, 50),
             "renderer_change_ms_p95": _pct(ren, 95), "renderer_changes": len(ren),
+            "keyboard_note_ms_p50": _pct(key, 50), "keyboard_note_ms_p95": _pct(key, 95), "keyboard_notes": len(key),
             "output_latency_ms": round(d.engine.dac_offset_s * 1e3, 2),
             "lookahead_frames": d.controls.state.lookahead_frames}
 
@@ -65,6 +68,9 @@ def stats(d, rec: dict | None = None) -> dict:
             "output_switches": d.output_switches, "jack_died": d.jack_died, "rt_threads": d.rt_threads,
             "midi": d.midi.stats() if d.midi is not None else None,
             "osc": d.osc.stats() if d.osc is not None else None,
+            "keyboard": ({"voice": d.keyvoice.cfg.voice, "channel": d.keyvoice.cfg.channel,
+                          "notes": d.keyvoice.notes_played, "dropped": d.notes_dropped}
+                         if d.keyvoice is not None else None),
             "asid": d.asid.stats() if d.asid is not None else None,
             "controls_rejected": d.controls.rejected, "events_lost": d.events_lost,
             "recording": rec, "messages": len(d.messages)}

@@ -6,6 +6,7 @@ One address per parameter, `/sidlive/<name>`:
   /sidlive/mute 2 1              voice form of mute/solo: voice 1..3, then 0/1 (or none: flip)
   /sidlive/loop_mode call_response   choice: a name or an index; no argument cycles
   /sidlive/reseed                trigger: no argument, or a number (nonzero fires, 0 = release)
+  /sidlive/note 45 100           the keyboard voice: note 0..127, velocity 0..127 (0 = note off)
 
 Messages become ControlEvents handed to `post` (e.g. `Controls.post`). Values are checked
 here, in the server thread: bad ones are dropped, counted and logged, never raised.
@@ -21,6 +22,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from sidlive.controls import PARAMS, VOICES, ControlError, ControlEvent
+from sidlive.keyvoice import NoteEvent, note_event
 
 log = logging.getLogger("sidlive.osc")
 
@@ -34,12 +36,20 @@ class OscError(ValueError):
     """An OSC message cannot be turned into a control change."""
 
 
-def message_to_event(address: str, args: tuple, prefix: str = PREFIX) -> ControlEvent:
+def message_to_event(address: str, args: tuple, prefix: str = PREFIX) -> ControlEvent | NoteEvent:
     """Translate one OSC message into a validated ControlEvent, or raise OscError."""
     if not address.startswith(prefix + "/"):
         raise OscError(f"unknown address (expected {prefix}/<parameter>)")
     name = address[len(prefix) + 1:]
     src = "osc"
+    if name == "note":
+        if len(args) != 2:
+            raise OscError(f"note takes a note 0..127 and a velocity 0..127, got {len(args)} arguments")
+        try:
+            ev = note_event(*args)
+        except ValueError as e:
+            raise OscError(f"note: {e}") from None
+        return NoteEvent(ev.note, ev.velocity, src)
     if name in VOICE_ADDRESSES:
         if not args or len(args) > 2:
             raise OscError(f"takes a voice {VOICES[0]}..{VOICES[-1]} and optionally 0/1, got {len(args)} arguments")

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from sidlive import livestats
 from sidlive.controls import ControlEvent, Controls, ControlState
-from sidlive.daemon import EV_MUTE, EV_NAMES, EV_PANIC, AudioEngine
+from sidlive.daemon import EV_KEYS, EV_MUTE, EV_NAMES, EV_PANIC, AudioEngine
 from sidlive.genthread import GeneratorThread, GenRequest
+from sidlive.keyvoice import KeyVoice, NoteEvent
 from sidlive.loops import PRESETS_DIR as LOOPS_DIR, Arrangement, LoopError, LoopLibrary
 from sidlive.outputs import NullOutput
 from sidlive.ring import FrameRing
@@ -83,6 +84,7 @@ class LiveDaemon(SessionIO):
         self._seq = 0
         self.publish_log: collections.deque = collections.deque(maxlen=200_000)   # (seq, perf, names)
         self.renderer_events: collections.deque = collections.deque(maxlen=100_000)
+        self.key_events: collections.deque = collections.deque(maxlen=100_000)
         self._ev_read = 0
         self.events_lost = 0
         self.output = None
@@ -93,6 +95,9 @@ class LiveDaemon(SessionIO):
         self.osc = None
         self.recorder = None
         self.asid = None
+        self.keyvoice = None           # keyvoice.KeyVoice when the controller map has [keyboard]
+        self._notes: collections.deque = collections.deque(maxlen=4096)
+        self.notes_dropped = 0
         self._thread: threading.Thread | None = None
         self._last_capture = 0.0
         self._map_mtime = None
@@ -112,9 +117,12 @@ class LiveDaemon(SessionIO):
         self._force_reload = True
         self._wake.set()
 
-    def post(self, event: ControlEvent) -> None:
-        """Any thread: queue a control change (MIDI, OSC, keys)."""
-        self.controls.post(event)
+    def post(self, event) -> None:
+        """Any thread: queue a control change or a keyboard note (MIDI, OSC, keys)."""
+        if isinstance(event, NoteEvent):
+            self._notes.append(event)
+        else:
+            self.controls.post(event)
         self._wake.set()
 
     # ------------------------------------------------------------------ setup
@@ -196,6 +204,8 @@ class LiveDaemon(SessionIO):
             self.arrangement.set(start_loop, "prime", 0)
         first = self._request(self.controls.state)
         self.genthread.prefill(first)
+        if self.mapper is not None:
+            self.set_keyboard(self.mapper.cmap.keyboard)
         self.engine.published = (first.seq, self.controls.state, time.perf_counter())
         self._open_midi(startup=True)   # before the stream: a JACK client joining later can cause an xrun
         self._open_osc()
@@ -271,13 +281,49 @@ class LiveDaemon(SessionIO):
         if self.midi is not None and self.mapper is not None:
             for msg in self.midi.drain():
                 for ev in self.mapper.handle(msg):
-                    self.controls.post(ev)
+                    if isinstance(ev, NoteEvent):
+                        self._notes.append(ev)
+                    else:
+                        self.controls.post(ev)
         update = self.controls.apply_pending()
         for err in update.errors[:3]:
             self.message(err)
         if update.changes:
             self._on_changes(update.changes)
+        if self._notes:
+            self._play_notes()
         self._drain_events()
+
+    # ------------------------------------------------------------------ keyboard voice
+    def set_keyboard(self, kcfg) -> None:
+        """A controller map's [keyboard] (or None): a new KeyVoice; the voice goes back to
+        the model until the first note."""
+        if self.keyvoice is not None and kcfg == self.keyvoice.cfg:
+            return
+        self.keyvoice = KeyVoice(kcfg) if kcfg is not None else None
+        self._publish_keys(None)
+
+    def _play_notes(self) -> None:
+        kv = self.keyvoice
+        if kv is None or not self.controls.state.keyboard:
+            self.notes_dropped += len(self._notes)
+            self._notes.clear()
+            return
+        while self._notes:
+            ev = self._notes.popleft()
+            kv.note_on(ev.note, ev.velocity) if ev.velocity > 0 else kv.note_off(ev.note)
+            if self.recorder is not None:
+                self.recorder.log_control("note", {"note": ev.note, "velocity": ev.velocity})
+        self._publish_keys(kv.snapshot())
+
+    def _publish_keys(self, snap) -> None:
+        if snap is not None:
+            self._seq += 1
+            snap = dataclasses.replace(snap, seq=self._seq)
+            self.publish_log.append((self._seq, time.perf_counter(), ("note",)))
+        self.engine.keys = snap          # the audio callback's one reference
+        self.genthread.forced = snap     # the generator thread's
+        self.genthread.wake.set()
 
     def _on_changes(self, changes) -> None:
         state = self.controls.state
@@ -290,6 +336,11 @@ class LiveDaemon(SessionIO):
                 self.recorder.log_control(name, value)
         if "capture_loop" in names:
             self._capture()
+        if self.keyvoice is not None and names & {"panic", "keyboard"}:
+            if "panic" in names:
+                self.keyvoice.all_off()
+            on = state.keyboard and self.keyvoice.notes_played > 0
+            self._publish_keys(self.keyvoice.snapshot() if on else None)
         if names & {"next_loop", "prev_loop"}:
             n = len(self.library.loops)
             step = (1 if "next_loop" in names else 0) - (1 if "prev_loop" in names else 0)
@@ -305,6 +356,8 @@ class LiveDaemon(SessionIO):
         self.events_lost += lost
         for ev in events:
             seq, kind, a, b, sample, heard, dac = ev
+            if kind == EV_KEYS:
+                self.key_events.append(ev)
             if kind in (EV_MUTE, EV_PANIC):
                 self.renderer_events.append(ev)
                 if self.recorder is not None:

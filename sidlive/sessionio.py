@@ -109,6 +109,7 @@ class SessionIO:
             return
         self.mapper = MidiMapper(cmap)
         if not startup:
+            self.set_keyboard(cmap.keyboard)
             self.message(f"controller map reloaded: {cmap.name} ({path})")
 
     def _capture(self) -> None:

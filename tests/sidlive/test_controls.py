@@ -25,6 +25,7 @@ REQUIRED = {
     "loop": ("integer", "loops", True),
     "loop_mode": ("choice", "loops", True),
     "panic": ("trigger", "renderer", True),
+    "keyboard": ("toggle", "daemon", False),
 }
 
 
