@@ -163,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short workloads (seconds, not minutes)")
     ap.add_argument("--minutes", type=float, default=None, help="length of timed runs that take one (soak)")
     ap.add_argument("--model", default=None, help="model file for model benchmarks (default: the shipped one)")
+    ap.add_argument("--fx", default=None, help="soak with this effects chain on (presets/fx name)")
     args = ap.parse_args(argv)
     try:
         results = run((args.names or []) + (args.only or []) or None, quick=args.quick,
-                      minutes=args.minutes, model=args.model)
+                      minutes=args.minutes, model=args.model, fx=args.fx)
     except ValueError as e:
         print(f"sidlive bench: {e}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ import math
 from typing import Any, Iterable, Mapping
 
 KINDS = ("continuous", "integer", "choice", "toggle", "trigger")
-TARGETS = ("generator", "renderer", "loops", "daemon")
+TARGETS = ("generator", "renderer", "loops", "daemon", "fx")
 CURVES = ("linear", "exp", "log")
 OPS = ("set", "toggle", "trigger")
 VOICES = (1, 2, 3)
@@ -180,7 +180,16 @@ def _registry() -> dict[str, Param]:
           doc="silence the SID within one block and drop the lookahead (also MIDI CC 120/123)"),
         P("keyboard", "toggle", "daemon", False, True,
           doc="the controller map's [keyboard] plays its voice (off: the model writes all three)"),
+        P("fx_bypass", "toggle", "fx", False, True, doc="bypass the effects chain (--fx; on by default)"),
     ]
+    from sidlive.fx import EFFECTS, param_name
+    units = {"ms": "ms", "hz": "Hz", "db": "dB"}
+    for kind, ps in EFFECTS.items():
+        for key, (lo, hi, default) in ps.items():
+            unit = units.get(key.rsplit("_", 1)[-1], "")
+            curve = "exp" if unit in ("Hz", "ms") else "linear"
+            params.append(P(param_name(kind, key), "continuous", "fx", False, default, lo, hi, unit=unit,
+                            curve=curve, doc=f"{kind} {key.replace('_', ' ')} (--fx chains with a {kind})"))
     return {p.name: p for p in params}
 
 

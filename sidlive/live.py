@@ -2,7 +2,7 @@
 
     sidlive live [--model M] [--controller presets/controllers/NAME.toml] [--loops DIR]
                  [--record set.wav] [--audio DEVICE|jack|null] [--midi PORT|virtual|none]
-                 [--asid PORT|virtual] [--headless] [--seconds S] [--osc-port 9000]
+                 [--asid PORT|virtual] [--fx NAME] [--headless] [--seconds S] [--osc-port 9000]
                  [--loop NAME] [--lookahead 3]
 """
 from __future__ import annotations
@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(a sidlive:asid port) or an output port name")
     ap.add_argument("--asid-lead-ms", type=float, default=0.0, help="send ASID frames this much before the "
                                                                      "speakers play them (hardware delay; 0..1000)")
+    ap.add_argument("--fx", default=None, help="effects chain (pyo, JACK output): a presets/fx name or a .toml; "
+                                               "bypassed until fx_bypass is set to 0 (or --fx-on)")
+    ap.add_argument("--fx-on", action="store_true", help="start with the effects chain in")
     ap.add_argument("--headless", action="store_true", help="no view; controls over OSC; print a JSON line at exit")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     ap.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port (0: any free one; default 9000)")
@@ -54,7 +57,8 @@ def config_from_args(args) -> LiveConfig:
     controls = {} if args.temp is None else {"temperature": args.temp}
     return LiveConfig(model=args.model, controller=args.controller, loops_dir=args.loops, record=args.record,
                       audio=args.audio, midi=args.midi, asid=args.asid,
-                      asid_lead_s=args.asid_lead_ms / 1e3, osc_port=None if args.no_osc else args.osc_port,
+                      asid_lead_s=args.asid_lead_ms / 1e3, fx=args.fx, fx_on=args.fx_on,
+                      osc_port=None if args.no_osc else args.osc_port,
                       lookahead_frames=args.lookahead, keep_frames=args.keep, block_frames=args.block,
                       chip=args.chip, seed=args.seed, loop=args.loop, loop_mode=args.loop_mode, controls=controls)
 

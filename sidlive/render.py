@@ -2,6 +2,10 @@
 
     sidlive render IN -o OUT.wav [--chip 6581|8580] [--rate 44100|48000] [--mute 1,3]
                                  [--seconds S] [--no-filter] [--subtune N]
+                                 [--fx NAME|FILE.toml] [--fx-tail S]
+
+--fx runs an effects chain (presets/fx/NAME.toml, docs/fx.md) over the render with pyo's
+offline server; the dry render is kept beside it as OUT.dry.wav.
 
 A .sid is dumped on the fly (training.dump), a .sng played by pygoattracker (until every
 channel has looped once). The chip defaults to the frames' metadata.
@@ -110,18 +114,32 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sidlive render", description=__doc__.splitlines()[0])
     add_render_args(ap)
     ap.add_argument("-o", "--output", type=Path, required=True, help="output WAV file")
+    ap.add_argument("--fx", default=None, help="effects chain: a preset name in presets/fx or a .toml file")
+    ap.add_argument("--fx-tail", type=float, default=2.0, help="seconds rendered after the music for echoes "
+                                                               "and reverb tails (0..30, default 2)")
     args = ap.parse_args(argv)
     try:
         muted = parse_voices(args.mute)
-        info = render_file(args.input, args.output, chip=args.chip, rate_hz=args.rate,
+        chain = None
+        if args.fx is not None:
+            from sidlive.fx import find_chain
+            chain = find_chain(args.fx)     # fail fast, before rendering
+        dry = args.output.with_suffix(".dry.wav") if chain is not None else args.output
+        info = render_file(args.input, dry, chip=args.chip, rate_hz=args.rate,
                            muted_voices=muted, seconds=args.seconds,
                            filter_enabled=not args.no_filter, subtune=args.subtune)
+        if chain is not None:
+            from sidlive.fx import render_fx
+            fx = render_fx(dry, args.output, chain, tail_s=args.fx_tail)
     except (OSError, ValueError, RuntimeError, FramesFormatError) as e:
         print(f"sidlive render: {e}", file=sys.stderr)
         return 1
     print(f"wrote {info['out']}: {info['audio_s']:.2f} s, {info['frames']} frames, chip {info['chip']}, "
           f"{info['rate_hz']} Hz; rendered in {info['render_s']:.2f} s "
           f"({info['realtime_factor']:.1f}x real time)")
+    if chain is not None:
+        print(f"wrote {fx['out']}: effects {fx['fx']!r}, {fx['audio_s']:.2f} s, effects CPU {fx['fx_cpu_s']:.2f} s "
+              f"({fx['fx_realtime_factor']:.0f}x real time)")
     return 0
 
 

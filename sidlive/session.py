@@ -52,6 +52,8 @@ class LiveConfig:
     midi: str | None = "virtual"         # "virtual", a port name, or None / "none"
     asid: str | None = None              # ASID out: None (off), "virtual" (a sidlive:asid port) or a port name
     asid_lead_s: float = 0.0             # send ASID frames this much before the speakers play them
+    fx: str | None = None                # effects chain: a presets/fx name or a .toml (JACK output only)
+    fx_on: bool = False                  # start with the chain in (default: bypassed)
     osc_host: str = "127.0.0.1"
     osc_port: int | None = 9000          # None: no OSC; 0: any free port
     rate_hz: int = 48_000
@@ -95,6 +97,8 @@ class LiveDaemon(SessionIO):
         self.osc = None
         self.recorder = None
         self.asid = None
+        self.fx = None                 # fx.FxHost while effects run
+        self.fx_chain = None
         self.keyvoice = None           # keyvoice.KeyVoice when the controller map has [keyboard]
         self._notes: collections.deque = collections.deque(maxlen=4096)
         self.notes_dropped = 0
@@ -139,7 +143,7 @@ class LiveDaemon(SessionIO):
                 gc.unfreeze()
             for closer in (getattr(self.genthread, "stop", None) if hasattr(self, "genthread") else None,
                            getattr(self.recorder, "close", None), getattr(self.osc, "close", None),
-                           getattr(self.asid, "stop", None),
+                           getattr(self.asid, "stop", None), getattr(self.fx, "close", None),
                            getattr(self.midi, "close", None)):
                 if closer is not None:
                     try:
@@ -159,10 +163,18 @@ class LiveDaemon(SessionIO):
                     "-o presets/models/default.sidm, or pass --model)") if cfg.model is None else ""
             raise LiveError(f"model {model_path} does not exist{hint}")
         self.model_path = model_path
+        fx_values = {}
+        if cfg.fx is not None:
+            from sidlive.fx import FxError, find_chain
+            try:
+                self.fx_chain = find_chain(cfg.fx)
+            except (FxError, OSError) as e:
+                raise LiveError(str(e)) from None
+            fx_values = {**self.fx_chain.values(), "fx_bypass": not cfg.fx_on}
         try:
             self.model = load_model(model_path)
             self.controls = Controls(ControlState({"lookahead_frames": cfg.lookahead_frames,
-                                                   "loop_mode": cfg.loop_mode, **cfg.controls}))
+                                                   "loop_mode": cfg.loop_mode, **fx_values, **cfg.controls}))
         except ValueError as e:
             raise LiveError(str(e)) from None
         self.library = LoopLibrary(cfg.loops_dir)
@@ -229,6 +241,8 @@ class LiveDaemon(SessionIO):
                 raise NoAudioDevice(f"audio output {self.output.name} would not start ({err})") from None
             self.message(f"audio output {self.output.name} would not start ({err}): running on the null output")
             self.output = NullOutput(self.engine.callback, cfg.rate_hz, cfg.block_frames).start()
+        if self.fx_chain is not None:
+            self._open_fx()
         if cfg.rt_priority > 0:
             self.rt_threads = set_realtime(self._python_threads(), cfg.rt_priority)
         return self
@@ -336,6 +350,10 @@ class LiveDaemon(SessionIO):
                 self.recorder.log_control(name, value)
         if "capture_loop" in names:
             self._capture()
+        if self.fx is not None:
+            for name, value in changes:
+                if name.startswith("fx_"):
+                    self.fx.set(name, value)
         if self.keyvoice is not None and names & {"panic", "keyboard"}:
             if "panic" in names:
                 self.keyvoice.all_off()
@@ -377,6 +395,8 @@ class LiveDaemon(SessionIO):
             self._thread.join(timeout=2.0)
         if self.output is not None:
             self.output.stop()
+        if self.fx is not None and not self.jack_died:
+            self.fx.close()
         self.genthread.stop()
         if self.asid is not None and not self.jack_died:
             self.asid.stop()   # sends what has played, then ASID stop

@@ -86,6 +86,26 @@ class SessionIO:
         self.asid = AsidFeed(self.engine, out, lead_s=self.cfg.asid_lead_s)
         self.message(f"ASID out: {out.name}")
 
+    def _open_fx(self) -> None:
+        """The effects chain as a pyo JACK client after our stream; without a JACK output
+        the session plays dry and says so."""
+        from sidlive.fx import FxError, FxHost
+        out, chain = self.output, self.fx_chain
+        if not isinstance(out, StreamOutput) or not out.name.startswith("jack:"):
+            self.message(f"effects {chain.name!r}: need the JACK output (--audio jack); playing dry")
+            return
+        try:
+            self.fx = FxHost(chain, self.cfg.rate_hz, self.cfg.block_frames, bypass=self.controls.state.fx_bypass)
+            routes = self.fx.route()
+        except (FxError, OSError) as e:
+            self.message(f"effects {chain.name!r}: {e}; playing dry")
+            if self.fx is not None:
+                self.fx.close()
+                self.fx = None
+            return
+        state = "bypassed (fx_bypass 0 turns it on)" if self.controls.state.fx_bypass else "on"
+        self.message(f"effects {chain.name!r} via {self.fx.client} into {', '.join(t for _, t in routes)}: {state}")
+
     def _open_osc(self) -> None:
         if self.cfg.osc_port is None:
             return

@@ -90,15 +90,22 @@ def compare_take(base: str | Path) -> dict:
 # ---------------------------------------------------------------------------- MIDI flood
 
 def flood_messages(cmap, n_loops: int, rng: random.Random):
-    """An endless stream of raw MIDI messages over every binding of the map."""
+    """An endless stream of raw MIDI messages over every binding of the map (and notes
+    for its keyboard voice)."""
     ch = max(cmap.channel, 1) - 1
     binds = [("knob", k) for k in cmap.knobs] + [("button", b) for b in cmap.buttons]
     if cmap.program_change:
         binds.append(("program", None))
+    if cmap.keyboard is not None:
+        binds.append(("keys", None))
     while True:
         kind, b = rng.choice(binds)
         c = (b.channel - 1) if b is not None and b.channel else ch
-        if kind == "knob":
+        if kind == "keys":
+            note, kc = rng.randrange(28, 60), cmap.keyboard.channel - 1
+            yield [0x90 | kc, note, rng.randrange(1, 128)]
+            yield [0x80 | kc, note, 0]
+        elif kind == "knob":
             yield [0xB0 | c, b.cc, rng.randrange(128)]
         elif kind == "program":
             yield [0xC0 | ch, rng.randrange(n_loops + 1)]
@@ -196,7 +203,8 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
 
 def soak(seconds: float, *, model: str | Path | None = None, controller: str | Path = DEFAULT_CONTROLLER,
          cc_rate_hz: float = 500.0, probes: int = 30, out_dir: str | Path | None = None, realtime: bool = True,
-         lookahead_frames: int = 3, seed: int = 1, replay: bool = True, launch: bool = True, log=print) -> dict:
+         lookahead_frames: int = 3, seed: int = 1, replay: bool = True, launch: bool = True, fx: str | None = None,
+         log=print) -> dict:
     """Run the soak, latency and replay measurements; returns the figures (see module doc)."""
     import rtmidi
 
@@ -221,7 +229,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
     try:
         cfg = LiveConfig(model=model, controller=Path(controller), loops_dir=loops_dir,
                          record=out_dir / "soak", audio="jack", midi=f"{SOAK_PORT}:out", osc_port=None,
-                         lookahead_frames=lookahead_frames, seed=seed)
+                         lookahead_frames=lookahead_frames, seed=seed, fx=fx, fx_on=fx is not None)
         daemon = LiveDaemon(cfg, on_message=messages.append).start()
         deadline = time.monotonic() + 10
         while not daemon.engine.first_frame_dac and time.monotonic() < deadline:
@@ -233,7 +241,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         c0, t0 = time.process_time(), time.perf_counter()
         sent = _flood(out, flood_messages(cmap, len(daemon.library.loops), rng), cc_rate_hz, seconds)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        fig = {"model": str(model), "seconds": round(wall, 1), "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
+        fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.fx.chain.name if daemon.fx else None, "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
                "midi_sent": sent, "realtime_jack": realtime, "block_frames": cfg.block_frames,
                "half_block_ms": round(cfg.block_frames / cfg.rate_hz * 500, 3),
                "blocks": e.blocks - base["blocks"], "audio_underruns": e.audio_underruns - base["au"],
@@ -310,7 +318,8 @@ try:
     from sidlive.bench import Unavailable, benchmark
 
     @benchmark("soak")
-    def bench_soak(quick: bool = False, minutes: float | None = None, model: str | Path | None = None) -> dict:
+    def bench_soak(quick: bool = False, minutes: float | None = None, model: str | Path | None = None,
+                   fx: str | None = None) -> dict:
         """Soak + latency + replay on the default model (or a random default-config one)."""
         from sidlive.jackserver import jackd_path
         if jackd_path() is None:
@@ -320,7 +329,7 @@ try:
             if model is None:
                 default = REPO / "presets" / "models" / "default.sidm"
                 model = default if default.is_file() else _random_model(Path(d) / "random-default.sidm")
-            return soak(minutes * 60, model=model, probes=10 if quick else 40, log=lambda s: None)
+            return soak(minutes * 60, model=model, probes=10 if quick else 40, fx=fx, log=lambda s: None)
 except ImportError:   # sidlive.bench absent: soak() still works
     pass
 
@@ -337,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-realtime", action="store_true", help="run jackd without realtime scheduling")
     ap.add_argument("--no-replay", action="store_true")
     ap.add_argument("--no-launch", action="store_true")
+    ap.add_argument("--fx", default=None, help="run with this effects chain on (presets/fx name or .toml)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         model = args.model
@@ -345,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fig = soak(args.minutes * 60, model=model, controller=args.controller, cc_rate_hz=args.cc_rate,
                        probes=args.probes, out_dir=args.out, realtime=not args.no_realtime,
-                       replay=not args.no_replay, launch=not args.no_launch,
+                       replay=not args.no_replay, launch=not args.no_launch, fx=args.fx,
                        log=lambda s: print(s, file=sys.stderr, flush=True))
         except Exception as e:  # noqa: BLE001 - a measuring command reports and fails
             print(f"sidlive soak: {type(e).__name__}: {e}", file=sys.stderr)

@@ -26,6 +26,11 @@ REQUIRED = {
     "loop_mode": ("choice", "loops", True),
     "panic": ("trigger", "renderer", True),
     "keyboard": ("toggle", "daemon", False),
+    "fx_bypass": ("toggle", "fx", False),
+    **{f"fx_{kind}_{key}": ("continuous", "fx", False) for kind, keys in {
+        "reverb": ("size", "damp", "mix"), "delay": ("time_ms", "feedback", "mix"),
+        "chorus": ("depth", "feedback", "mix"), "eq": ("freq_hz", "q", "gain_db"),
+        "filter": ("cutoff_hz", "q")}.items() for key in keys},
 }
 
 
