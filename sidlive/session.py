@@ -61,7 +61,7 @@ class LiveConfig:
     lookahead_frames: int = 3
     keep_frames: int = 1                 # unplayed frames a rollback keeps (the generator's head start)
     chip: str = "6581"
-    subframes: int = 4
+    subframes: int = 16                  # renderer steps per frame: a mute is heard within 1.25 ms of its block
     seed: int = 0
     loop: str | None = None              # start with this loop selected
     loop_mode: str = "prime"

@@ -13,7 +13,9 @@ the daemon (LiveDaemon) on a sounddevice stream on it, a JACK MIDI output port
  2. latency: `probes` each of temperature (knob), reseed and mute (buttons), one every
     ~0.25 s, flood off. From the MIDI send (perf_counter) to the first sample of the first
     frame generated after the resulting rollback (temperature, reseed) or of the first
-    step rendered with the mute applied, at its DAC time from the stream's time info.
+    step rendered with the mute applied, at its DAC time from the stream's time info
+    (`total_ms`), and to when that sample is rendered into the device's buffer
+    (`to_rendered_sample_ms`: the DAC time less the output latency the device reports).
  3. replay: the recorded WAV against an offline render of the recorded frames with the
     logged mutes/panics replayed at their samples (`replay_take`), next to the noise
     floor of two offline renders (pyresidfp instances differ by a few LSB).
@@ -148,8 +150,9 @@ def _probe_latency(daemon, kind: str, t_send: float, param: str) -> dict | None:
         heard = daemon.engine.frame_sound_time(rb[1]) if rb else None
     if heard is None:
         return None
+    out_s = daemon.engine.dac_offset_s   # the device's output buffer (JACK: periods x period size)
     return {"midi_to_control_ms": (t_pub - t_send) * 1e3, "control_to_sound_ms": (heard - t_pub) * 1e3,
-            "total_ms": (heard - t_send) * 1e3}
+            "total_ms": (heard - t_send) * 1e3, "to_rendered_sample_ms": (heard - out_s - t_send) * 1e3}
 
 
 def _summary(values: list[float]) -> dict:
@@ -195,7 +198,7 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
     fig = {"probes_unmatched": lost, "device_output_latency_ms": round(daemon.engine.dac_offset_s * 1e3, 2)}
     for kind, rows in results.items():
         fig[kind] = {k: _summary([r[k] for r in rows]) for k in ("total_ms", "midi_to_control_ms",
-                                                                   "control_to_sound_ms")}
+                                                                   "control_to_sound_ms", "to_rendered_sample_ms")}
     return fig
 
 
