@@ -11,6 +11,8 @@ import numpy as np
 
 from sidlive.frames import CANON_MASK, CONTROL_REGS, NUM_REGS
 
+PRIME_CHUNK_FRAMES = 64       # a loop is primed in chunks; between them a newer loop takes over
+
 
 class GenRequest:
     """What the generator thread should be doing; built by the control thread, handed over
@@ -36,7 +38,9 @@ class GeneratorThread:
     written are the frames recorded). A request that changes generation
     (sampling, seed, loop, panic) rolls the ring back to the playhead + keep_frames and
     regenerates from there; prime-mode loops are primed on a shadow Generator in a worker
-    thread (a 512-frame prime takes ~0.1 s, longer than the lookahead) and swapped in."""
+    thread (a 512-frame prime takes ~0.1 s, longer than the lookahead) and swapped in; the
+    primer works in 64-frame chunks and drops a loop as soon as a newer one is asked for,
+    so a burst of program changes costs one prime, not one each."""
 
     def __init__(self, gen, ring, engine, arrangement, *, keep_frames: int = 1,
                  history_frames: int = 1024, min_rollback_interval_s: float = 0.01, on_error=None):
@@ -69,6 +73,8 @@ class GeneratorThread:
         self.busy_s = 0.0
         self.rollback_log: list[tuple[int, int, float]] = []   # (request seq, cut, perf time)
         self.primes = 0
+        self.primes_abandoned = 0    # loop primes cut short by a newer loop (a program-change flood)
+        self.primed_frames = 0
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ setup (caller's thread)
@@ -256,10 +262,16 @@ class GeneratorThread:
                     self._shadow = Generator(self.gen.model, max_rollback_frames=self.gen.max_rollback_frames,
                                              log=None)
                 self._shadow.reset()
-                self._shadow.prime(self._context(job[0].regs))
+                ctx = self._context(job[0].regs)
+                for i in range(0, len(ctx), PRIME_CHUNK_FRAMES):   # a newer loop abandons this one
+                    if self._job is not job or self._stop.is_set():
+                        break
+                    self._shadow.prime(ctx[i:i + PRIME_CHUNK_FRAMES])
+                    self.primed_frames += min(PRIME_CHUNK_FRAMES, len(ctx) - i)
                 if self._job is job:
                     self._ready = job[1]
                 else:
+                    self.primes_abandoned += 1
                     self._job_event.set()
         except BaseException as e:  # noqa: BLE001
             self.error = e

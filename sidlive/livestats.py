@@ -51,6 +51,7 @@ def counters(d) -> dict:
     return {"seconds": round(e.samples / d.cfg.rate_hz, 3), "frames_played": e.frames_played,
             "audio_underruns": e.audio_underruns, "ring_underruns": d.ring.underruns,
             "rollbacks": d.ring.rollbacks, "loop_primes": g.primes,
+            "loop_primes_abandoned": g.primes_abandoned,
             "generator_frames": g.frames_generated,
             "generator_fps": round(g.frames_generated / g.busy_s, 1) if g.busy_s else None,
             "callback_ms_p50": e.callback_percentile_ms(50), "callback_ms_p99": e.callback_percentile_ms(99),

@@ -259,7 +259,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         server.deactivate()
         server.stop()
     fig.update({k: stats[k] for k in ("callback_ms_p50", "callback_ms_p99", "callback_ms_p999", "callback_ms_max",
-                                      "generator_fps", "loop_primes", "rt_threads",
+                                      "generator_fps", "loop_primes", "loop_primes_abandoned", "rt_threads",
                                       "midi", "recording", "events_lost", "controls_rejected")})
     fig["session_audio_underruns"] = stats["audio_underruns"]
     fig["session_ring_underruns"] = stats["ring_underruns"]
