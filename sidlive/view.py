@@ -28,7 +28,7 @@ from sidlive.controls import PARAMS, ControlEvent, ControlState
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 WAVES = ((0x10, "tri"), (0x20, "saw"), (0x40, "pulse"), (0x80, "noise"))
 KEY_HELP = ("1 2 3 mute  4 5 6 solo  t/T temp  p/P top_p  k/K top_k  c/C composer  v/V volume  l/L lookahead  "
-            "r reseed  [ ] loop  m mode  s capture  x panic  R reload  q quit")
+            "r reseed  [ ] loop  m mode  s capture  x panic  f effects  b keyboard  R reload  q quit")
 
 
 def note_name(freq_reg: int, clock_hz: float = 985_248.0) -> str:
@@ -87,6 +87,10 @@ def key_events(key: str, state: ControlState) -> list[ControlEvent] | str:
         return [ControlEvent(triggers[key], op="trigger", source="key")]
     if key == "m":
         return [ControlEvent("loop_mode", op="toggle", source="key")]
+    if key == "f":
+        return [ControlEvent("fx_bypass", op="toggle", source="key")]
+    if key == "b":
+        return [ControlEvent("keyboard", op="toggle", source="key")]
     return ""
 
 
@@ -118,6 +122,7 @@ def render_view(daemon, fps: float | None = None) -> Group:
         Text(f"temperature {state.temperature:.2f}  top_p {state.top_p:.2f}  top_k {state.top_k}  composer "
              f"{composers[min(state.composer, len(composers) - 1)]}  seed {daemon.genthread.request.seed}  "
              f"loop {loop}  volume {state.volume_db:+.0f} dB"),
+        Text(_extras_text(daemon, state)),
         Text(f"lookahead {daemon.ring.lookahead_frames}/{state.lookahead_frames} frames  underruns audio "
              f"{st['audio_underruns']} ring {st['ring_underruns']}  generator {fps if fps is not None else '-'} "
              f"frames/s (capacity {st['generator_fps']})  callback p99 {st['callback_ms_p99']} ms"),
@@ -125,6 +130,27 @@ def render_view(daemon, fps: float | None = None) -> Group:
     ]
     lines += [Text(text, style="yellow") for _, text in list(daemon.messages)[-4:]]
     return Group(*lines)
+
+
+def _extras_text(daemon, state) -> str:
+    """Effects, keyboard voice and ASID, where the session has them."""
+    parts = []
+    if daemon.fx is not None:
+        parts.append(f"effects {daemon.fx.chain.name}: {'bypassed' if state.fx_bypass else 'on'}")
+    elif daemon.fx_chain is not None:
+        parts.append(f"effects {daemon.fx_chain.name}: dry (no JACK output)")
+    kv = daemon.keyvoice
+    if kv is not None:
+        note = note_name(_freq(kv.snapshot().steady, kv.cfg.base)) if kv.gate else "-"
+        parts.append(f"keyboard ch {kv.cfg.channel} -> voice {kv.cfg.voice}: "
+                     f"{note if state.keyboard else 'off (the model plays it)'}")
+    if daemon.asid is not None:
+        parts.append(f"ASID {daemon.asid.out.name}: {daemon.asid.sent_frames} frames")
+    return "  ".join(parts) or "no effects, keyboard or ASID"
+
+
+def _freq(regs, base: int) -> int:
+    return int(regs[base]) | int(regs[base + 1]) << 8
 
 
 class _Keys:

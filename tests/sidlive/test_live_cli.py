@@ -100,7 +100,7 @@ def test_view_shows_voices_filter_and_settings(model_path):
     regs = [0] * 25
     regs[0x15], regs[0x16], regs[0x17], regs[0x18] = 7, 0x80, 0xF5, 0x1F
     assert filter_text(regs) == "cutoff 1031  res 15  route 1+3  mode LP  vol 15"
-    d = live.LiveDaemon(live.LiveConfig(model=model_path, audio="null", midi="none", osc_port=None, rt_priority=0,
+    d = live.LiveDaemon(live.LiveConfig(model=model_path, audio="null", midi="dummy", osc_port=None, rt_priority=0,
                                         loop="dojo", loop_mode="call_response"), on_message=lambda m: None).start()
     try:
         time.sleep(0.3)
@@ -111,7 +111,7 @@ def test_view_shows_voices_filter_and_settings(model_path):
     finally:
         d.stop()
     for words in ("voice", "waveform", "filter: cutoff", "temperature 0.90", "loop dojo (call_response, call)",
-                  "lookahead", "underruns audio 0", "1 2 3 mute"):
+                  "lookahead", "underruns audio 0", "1 2 3 mute", "keyboard ch 2 -> voice 1: -"):
         assert words in text, words
 
 
@@ -134,6 +134,9 @@ def test_keys_mirror_the_controls():
     assert (ev.name, ev.op) == ("loop_mode", "toggle")
     (ev,) = key_events("L", s)
     assert (ev.name, ev.value) == ("lookahead_frames", 4)
+    for key, name in (("f", "fx_bypass"), ("b", "keyboard")):
+        (ev,) = key_events(key, s)
+        assert (ev.name, ev.op) == (name, "toggle")
 
 
 def test_kill_9_leaves_a_valid_wav_and_a_recoverable_take(model_path, tmp_path):
