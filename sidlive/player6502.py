@@ -13,8 +13,12 @@ token covers one or more frames of its stream:
                        copied tokens are plain change/wait tokens (copies do not nest)
 
 Every stream's first token sets all its registers, so a subtune can start (or loop) from
-any state. Per play call the player advances each stream by one frame, then writes all
-25 shadow registers to the SID in sidlive.frames.WRITE_ORDER (control registers last).
+any state. Each play call first writes the frame the previous call decoded (init decodes
+frame 0): the registers that changed, in sidlive.frames.WRITE_ORDER (control registers
+last), 9 cycles apart from a fixed cycle after entry, through an unrolled sequence that
+the decoding patches (self-modifying code) - the renderer's write timing, so a SID
+player renders the export as `sidlive render` renders its frames; then it advances each
+stream by one frame and patches the sequence for the next call.
 The copy token is an LZ77 back-reference over whole tokens (`encode_subtunes` finds them,
 greedily, in all earlier data of any stream: tokens mean the same in every stream since a
 mask addresses the stream's own registers), which is what makes repeated patterns cheap.
@@ -46,15 +50,26 @@ T_WAIT, T_COPY, T_HOLD = 0x00, 0x80, 0x80
 
 PLAYER_SOURCE = """\
 ; sidlive .sid export player: 4 register streams, LZ back-references, 1 frame per call.
+; Write-first: play writes the frame decoded by the previous call at once, through an
+; unrolled sequence (LDA #v / STA $d4rr / BIT $ea = 9 cycles per register, the changed
+; registers only, in WRITE_ORDER), so the writes land at a fixed cycle after entry and
+; 9 cycles apart, as sidlive's renderer writes a frame; then it decodes the next frame
+; and patches the sequence for it.
 ptrs    = $f7               ; 4 stream pointers ($f7 $f9 $fb $fd), read with (ptrs,x)
 sid     = $d400
 nregs   = 25
+slot    = 7                 ; bytes per unrolled write
 
         * = load
         jmp init
         jmp play
 
 init:   sta cursub          ; A = subtune, 0-based
+        jsr restart
+        lda #$80
+        sta first           ; the first frame writes every register
+        jmp next            ; decode frame 0
+
 restart:
         lda #1
         sta running
@@ -83,15 +98,23 @@ rs:     lda startlo,y
         rts
 
 play:   lda running
-        bne p1
+        bne p0
         rts
-p1:     lda count           ; frames left in the song (16 bit)
-        bne p2
+p0:     jsr wseq            ; this frame: fixed cycles after entry
+        lda running
+        bmi pstop           ; $ff: that was the end-of-song silence
+        jmp next
+pstop:  lda #0
+        sta running
+        rts
+
+next:   lda count           ; frames left to decode (16 bit)
+        bne n2
         lda count+1
-        bne p3
+        bne n3
         jmp songend
-p3:     dec count+1
-p2:     dec count
+n3:     dec count+1
+n2:     dec count
         lda $01
         pha
         lda #$36            ; RAM at $a000-$bfff, I/O on
@@ -155,26 +178,52 @@ snext:  inx
         jmp stream
 sdone:  pla
         sta $01
-write:  ldx #nregs-1        ; all 25 registers, control registers last
-wl:     ldy order,x
-        lda shadow,y
-        sta sid,y
-        dex
-        bpl wl
+
+build:  lda #0              ; patch wseq: one slot per register that changes, in WRITE_ORDER
+        sta pos
+        tay                 ; Y = slot * 7
+bl:     ldx pos
+        lda order,x
+        sta reg
+        tax
+        lda shadow,x
+        bit first
+        bmi bput
+        cmp written,x
+        beq bnext
+bput:   sta written,x
+        sta wseq+1,y        ; LDA #value
+        lda reg
+        sta wseq+3,y        ; STA $d400+reg
+        lda #$a9
+        sta wseq,y          ; the slot's LDA again (an earlier frame may have ended here)
+        tya
+        clc
+        adc #slot
+        tay
+bnext:  inc pos
+        lda pos
+        cmp #nregs
+        bne bl
+        lda #$60
+        sta wseq,y          ; RTS after the last changed register
+        lda #0
+        sta first
         rts
 
 songend:
         lda loop
         beq stop
         jsr restart
-        jmp p1
-stop:   lda #0              ; end of the song: all registers 0 (silence), then idle
+        jmp next
+stop:   lda #$ff            ; end of the song: the next call writes 0 everywhere, then idles
         sta running
+        lda #0
         ldx #nregs-1
 sl:     sta shadow,x
         dex
         bpl sl
-        jmp write
+        jmp build
 
 get:    lda (ptrs,x)
         inc ptrs,x
@@ -188,20 +237,28 @@ count:  .word 0
 hdr:    .byte 0
 mask:   .byte 0
 tmp:    .word 0
+pos:    .byte 0
+reg:    .byte 0
+first:  .byte 0
 wait:   .fill 8
 copycnt: .fill 8
 ret:    .fill 8
 regbase: .byte 0, 0, 7, 0, 14, 0, 21, 0
 shadow: .fill 28
+written: .fill 28
 """
+
+WRITE_SLOT = bytes((0xA9, 0x00, 0x8D, 0x00, 0xD4, 0x24, 0xEA))   # LDA #0 / STA $d400 / BIT $ea: 9 cycles
+WRITE_SLOT_CYCLES = 9
 
 
 def player_source(load_addr: int, starts: list[list[int]], counts: list[int], loop: bool) -> str:
     """The full source: PLAYER_SOURCE plus the generated tables; starts[u][s] is subtune u's
     stream s start as an offset from the `data` label; `data` is the last label."""
-    order = ", ".join(f"${r:02x}" for r in reversed(WRITE_ORDER))  # written from X = 24 down
+    order = ", ".join(f"${r:02x}" for r in WRITE_ORDER)
+    slots = ", ".join(f"${b:02x}" for b in WRITE_SLOT * NUM_REGS)
     lines = [f"load = ${load_addr:04x}", PLAYER_SOURCE, f"order:  .byte {order}",
-             f"loop:   .byte {1 if loop else 0}"]
+             f"loop:   .byte {1 if loop else 0}", f"wseq:   .byte {slots}, $60"]
     flat = [off for row in starts for off in row]
     for name, op in (("startlo", "<"), ("starthi", ">")):
         lines.append(f"{name}: .byte " + ", ".join(f"{op}data+{off}" for off in flat))

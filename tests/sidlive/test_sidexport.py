@@ -8,7 +8,7 @@ import pytest
 
 from sidlive.frames import NUM_REGS, PAL_FRAME_CYCLES, WRITE_ORDER, Frames, canonicalize, save
 from sidlive.asm6502 import Program
-from sidlive.player6502 import (LOAD_ADDR, RAM_END, STREAMS, T_COPY, T_HOLD, T_WAIT, build_player, encode_best,
+from sidlive.player6502 import (WRITE_SLOT_CYCLES, LOAD_ADDR, RAM_END, STREAMS, T_COPY, T_HOLD, T_WAIT, build_player, encode_best,
                                 encode_subtunes, stream_tokens)
 from sidlive.sidexport import ExportError, export_frames, main, psid_text
 from training.c64 import run_psid
@@ -166,17 +166,27 @@ def test_reference_model_and_6510_agree_for_short_copies(min_len):
     np.testing.assert_array_equal(reference_play(image, prog, 0, 1500), regs)
 
 
-def test_player_writes_every_register_once_per_call_in_write_order():
+def test_player_writes_like_the_renderer():
+    """Call k writes frame k's changed registers (all 25 on the first call) in WRITE_ORDER,
+    9 cycles apart, the first at the same cycle of every frame: the renderer's timing."""
     regs = synthetic(60, seed=12)
+    regs[30] = regs[29]                                   # a frame with no change: no write
     prog, image = build_player(encode_best([regs]))
     res = run_psid(image, prog.origin, prog.symbols["init"], prog.symbols["play"], 0, 60,
                    speed_cia=False, mark_gate_retriggers=False, sid_log_capacity=60 * 30)
     w = res.sid_writes  # (n, 3): cycle from frame 0's sampling boundary, register, value
     call = w[:, 0] // PAL_FRAME_CYCLES + 1  # play call k runs in the frame before boundary k
     assert call.min() == 0 and res.sid_writes_lost == 0  # init writes nothing
+    firsts = set()
     for k in range(60):
-        assert w[call == k, 1].tolist() == list(WRITE_ORDER), k
-        assert w[call == k, 2].tolist() == [regs[k, r] for r in WRITE_ORDER]
+        changed = [r for r in WRITE_ORDER if k == 0 or regs[k, r] != regs[k - 1, r]]
+        assert w[call == k, 1].tolist() == changed, k
+        assert w[call == k, 2].tolist() == [regs[k, r] for r in changed]
+        cyc = w[call == k, 0]
+        if len(cyc):
+            assert np.diff(cyc).tolist() == [WRITE_SLOT_CYCLES] * (len(cyc) - 1), k
+            firsts.add(int(cyc[0] % PAL_FRAME_CYCLES))
+    assert not (call == 30).any() and len(firsts) == 1, firsts
 
 
 def test_subtunes_and_loop(tmp_path):
