@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ import mido
 
 from sidlive.controls import CURVES, PARAMS, ControlEvent
 from sidlive.keyvoice import KeyboardConfig, KeyboardConfigError, NoteEvent
+from sidlive.tomldoc import Locator, parse_toml, read_text
 
 PANIC_CCS = (120, 123)
 MODES = ("momentary", "toggle")
@@ -90,20 +89,11 @@ _BUTTON_KEYS = {"cc", "note", "param", "mode", "channel"}
 
 
 def load_map(path: str | Path) -> ControllerMap:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ControllerMapError(f"{path}: byte offset {e.start}: not UTF-8 text") from None
-    return parse_map(text, str(path))
+    return parse_map(read_text(path, ControllerMapError), str(path))
 
 
 def parse_map(text: str, source: str = "<string>") -> ControllerMap:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ControllerMapError(f"{source}: {e}") from None
-    where = _Locator(text, source)
+    doc, where = parse_toml(text, source, ControllerMapError)
     for key in doc:
         if key not in _TOP_KEYS:
             raise where.error(None, None, key, f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
@@ -124,14 +114,14 @@ def parse_map(text: str, source: str = "<string>") -> ControllerMap:
     return cmap
 
 
-def _tables(doc: dict, key: str, where: "_Locator") -> list[dict]:
+def _tables(doc: dict, key: str, where: "Locator") -> list[dict]:
     value = doc.get(key, [])
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise where.error(None, None, key, f"must be an array of tables: write [[{key}]]")
     return value
 
 
-def _knob(t: dict, i: int, where: "_Locator") -> Knob:
+def _knob(t: dict, i: int, where: "Locator") -> Knob:
     _unknown(t, _KNOB_KEYS, "knob", i, where)
     cc = _int_field(t, "cc", None, 0, 119, where, "knob", i, "(120..127 are channel mode messages)")
     p = _param_field(t, "knob", i, where, KNOB_KINDS)
@@ -150,7 +140,7 @@ def _knob(t: dict, i: int, where: "_Locator") -> Knob:
     return Knob(cc=cc, param=p.name, min=_num(lo), max=_num(hi), curve=curve, channel=channel)
 
 
-def _button(t: dict, i: int, where: "_Locator") -> Button:
+def _button(t: dict, i: int, where: "Locator") -> Button:
     _unknown(t, _BUTTON_KEYS, "button", i, where)
     if ("cc" in t) == ("note" in t):
         raise where.error("button", i, None, "give exactly one of cc or note")
@@ -164,7 +154,7 @@ def _button(t: dict, i: int, where: "_Locator") -> Button:
     return Button(param=p.name, cc=cc, note=note, mode=mode, channel=channel)
 
 
-def _keyboard(t, where: "_Locator") -> KeyboardConfig | None:
+def _keyboard(t, where: "Locator") -> KeyboardConfig | None:
     if t is None:
         return None
     if not isinstance(t, dict):
@@ -186,7 +176,7 @@ def _num(v):
     return None if v is None else float(v)
 
 
-def _unknown(t: dict, allowed: set, table: str, i: int, where: "_Locator") -> None:
+def _unknown(t: dict, allowed: set, table: str, i: int, where: "Locator") -> None:
     for key in t:
         if key not in allowed:
             raise where.error(table, i, key, f"unknown key; allowed: {', '.join(sorted(allowed))}")
@@ -203,7 +193,7 @@ def _int_field(t: dict, key: str, default, lo: int, hi: int, where, table, i, no
     return v
 
 
-def _param_field(t: dict, table: str, i: int, where: "_Locator", kinds: tuple[str, ...]):
+def _param_field(t: dict, table: str, i: int, where: "Locator", kinds: tuple[str, ...]):
     name = t.get("param")
     if not isinstance(name, str) or name not in PARAMS:
         raise where.error(table, i, "param", f"{name!r} is not a parameter; known: {', '.join(PARAMS)}")
@@ -213,7 +203,7 @@ def _param_field(t: dict, table: str, i: int, where: "_Locator", kinds: tuple[st
     return p
 
 
-def _check_duplicates(cmap: ControllerMap, where: "_Locator") -> None:
+def _check_duplicates(cmap: ControllerMap, where: "Locator") -> None:
     seen: dict[tuple, str] = {}
     for table, items in (("knob", cmap.knobs), ("button", cmap.buttons)):
         for i, b in enumerate(items):
@@ -228,46 +218,6 @@ def _check_duplicates(cmap: ControllerMap, where: "_Locator") -> None:
             if b.note is not None and (b.channel or cmap.channel) == kb.channel:
                 raise where.error("button", i, "note", f"note {b.note} on channel {kb.channel} is the keyboard's "
                                                        f"([keyboard] channel {kb.channel}); give the button another channel")
-
-
-class _Locator:
-    """Finds the line of a key in the TOML text (tomllib gives no positions)."""
-
-    _header = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
-    _single = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?$")
-    _table = re.compile(r"^\s*\[")
-
-    def __init__(self, text: str, source: str):
-        self.lines = text.splitlines()
-        self.source = source
-
-    def line_of(self, table: str | None, index: int | None, key: str | None) -> int:
-        count = -1
-        inside = table is None
-        header_line = 1
-        for n, line in enumerate(self.lines, start=1):
-            m = self._header.match(line)
-            if m or self._table.match(line):
-                if table is None:
-                    break
-                if index is None:     # a single [table]
-                    one = self._single.match(line)
-                    inside = bool(one) and one.group(1) == table
-                else:
-                    inside = bool(m) and m.group(1) == table and (count := count + 1) == index
-                if inside:
-                    header_line = n
-                continue
-            if inside and key is not None and re.match(rf"^\s*{re.escape(key)}\s*=", line):
-                return n
-        return header_line
-
-    def error(self, table, index, key, problem: str) -> ControllerMapError:
-        line = self.line_of(table, index, key)
-        field = (f"{table}[{index}]" if index is not None else table) if table else ""
-        if key:
-            field = f"{field}.{key}" if field else key
-        return ControllerMapError(f"{self.source}: line {line}: {field or 'map'}: {problem}")
 
 
 # ---------------------------------------------------------------------------- saving

@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import tomllib
 from pathlib import Path
+
+from sidlive.tomldoc import parse_toml, read_text
 
 # type -> param -> (lo, hi, default): units are in the names
 EFFECTS: dict[str, dict[str, tuple[float, float, float]]] = {
@@ -55,25 +56,14 @@ class FxChain:
 
 
 def load_chain(path: str | Path) -> FxChain:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise FxError(f"{path}: byte offset {e.start}: not UTF-8 text") from None
-    return parse_chain(text, str(path))
+    return parse_chain(read_text(path, FxError), str(path))
 
 
 def parse_chain(text: str, source: str = "<string>") -> FxChain:
-    from sidlive.controllers import _Locator
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise FxError(f"{source}: {e}") from None
-    where = _Locator(text, source)
+    doc, where = parse_toml(text, source, FxError)
 
     def err(i, key, problem):
-        e = where.error("effect" if i is not None else None, i, key, problem)
-        return FxError(str(e))
+        return where.error("effect" if i is not None else None, i, key, problem)
 
     for key in doc:
         if key not in ("name", "effect"):

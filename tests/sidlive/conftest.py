@@ -43,6 +43,26 @@ def wait_for(predicate, timeout_s: float = 5.0, poll_s: float = 0.01):
     return None
 
 
+def jack_receiver(name: str, got: list, source: str | None = None):
+    """An rtmidi JACK input (SysEx kept) that appends each message's bytes to `got`: a
+    virtual port `name:in`, or (source given) connected to the output port named so."""
+    import rtmidi
+
+    rx = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
+    rx.ignore_types(sysex=False, timing=True, active_sense=True)
+    rx.set_callback(lambda ev, _=None: got.append(bytes(ev[0])))
+    if source is None:
+        rx.open_virtual_port("in")
+        return rx
+    port = wait_for(lambda: next((p for p in rx.get_ports() if source in p), None))
+    if port is None:
+        ports = rx.get_ports()
+        rx.delete()
+        raise AssertionError(f"no JACK port {source} among {ports}")
+    rx.open_port(rx.get_ports().index(port))
+    return rx
+
+
 class JackMidiOuts:
     """Opens rtmidi JACK outputs: connected to the input port matching `target`, or (target
     None) a virtual output port `client:out`, like a controller. `unplug(out)` deletes one."""

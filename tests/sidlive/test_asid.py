@@ -10,6 +10,7 @@ from sidlive.asid import (START_MESSAGE, STOP_MESSAGE, AsidEncoder, AsidOut, ban
                           encode_frames, send_paced, text_message, update_message)
 from sidlive.frames import NUM_REGS
 from sidlive.midi import MidiPortError
+from tests.sidlive.conftest import jack_receiver
 
 
 def frames_with_holds(n: int, seed: int) -> np.ndarray:
@@ -134,14 +135,9 @@ def test_unknown_port_is_refused_with_the_list(jack):
 
 def test_named_port_over_jack(jack, wait):
     """AsidOut connected by name to another client's JACK MIDI input."""
-    import rtmidi
-
     got: list[bytes] = []
-    rx = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="asid-named")
+    rx = jack_receiver("asid-named", got)
     try:
-        rx.ignore_types(sysex=False, timing=True, active_sense=True)
-        rx.set_callback(lambda ev, _=None: got.append(bytes(ev[0])))
-        rx.open_virtual_port("in")
         out = AsidOut("asid-named", api="jack", refresh_s=0)
         try:
             assert out.name.startswith("asid-named")
@@ -199,19 +195,12 @@ def _sync(out: AsidOut, got: list) -> None:
 
 def test_asid_over_a_jack_midi_port(jack, wait):
     """AsidOut's virtual JACK port -> an rtmidi JACK input -> decode_asid == frames."""
-    import rtmidi
-
     regs = frames_with_holds(120, seed=3)
     got: list[bytes] = []
     with AsidOut("virtual", api="jack", refresh_s=0) as out:
         assert out.name == "sidlive:asid"
-        rx = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="asid-rx")
+        rx = jack_receiver("asid-rx", got, source="sidlive:asid")
         try:
-            rx.ignore_types(sysex=False, timing=True, active_sense=True)
-            rx.set_callback(lambda ev, _=None: got.append(bytes(ev[0])))
-            port = wait(lambda: next((p for p in rx.get_ports() if "sidlive:asid" in p), None))
-            assert port, f"no JACK port sidlive:asid among {rx.get_ports()}"
-            rx.open_port(rx.get_ports().index(port))
             _sync(out, got)
             sent = _send_lockstep(out, regs, got, wait)
             out.close()  # sends stop
@@ -230,15 +219,6 @@ def _collapse(regs: np.ndarray) -> np.ndarray:
     return regs[_changed(regs)]
 
 
-def _receiver(name: str, got: list):
-    import rtmidi
-    rx = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
-    rx.ignore_types(sysex=False, timing=True, active_sense=True)
-    rx.set_callback(lambda ev, _=None: got.append(bytes(ev[0])))
-    rx.open_virtual_port("in")
-    return rx
-
-
 def _tail_matches(got: list, regs: np.ndarray) -> int:
     """From the first update with all 25 registers on, the decoded stream is the frames'
     tail (changes only; a refresh repeats a state). Returns the states matched."""
@@ -253,7 +233,7 @@ def _tail_matches(got: list, regs: np.ndarray) -> int:
 
 def test_refresh_resends_every_register(jack, wait):
     got: list[bytes] = []
-    rx = _receiver("asid-refresh", got)
+    rx = jack_receiver("asid-refresh", got)
     try:
         out = AsidOut("asid-refresh", api="jack", refresh_s=0.2)
         try:
@@ -287,7 +267,7 @@ def test_play_streams_the_frames_as_asid(jack, wait, tmp_path, capsys, audio):
     regs[:, 0x0B] = 0x41                               # voice 2: pulse + gate, muted below
     save(Frames(regs, title="asid play"), tmp_path / "in.regs")
     got: list[bytes] = []
-    rx = _receiver("asid-play", got)
+    rx = jack_receiver("asid-play", got)
     try:
         assert play.main([str(tmp_path / "in.regs"), "--device", str(dev), "--asid", "asid-play",
                           "--mute", "2"]) == 0

@@ -93,27 +93,23 @@ def test_bad_lead_is_refused():
 def test_live_session_streams_what_it_plays_as_asid(jack, model_path, tmp_path, wait):
     """sidlive live --asid virtual on JACK: an rtmidi JACK input receives the SysEx, and
     decoded it is the recorded take (frames with a change, in order)."""
-    import rtmidi
-
+    from tests.sidlive.conftest import jack_receiver
     from tests.sidlive.test_daemon import _daemon
 
     got: list[bytes] = []
     d, msgs = _daemon(model_path, tmp_path, asid="virtual", record=tmp_path / "set.wav")
     d.start()
-    rx = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="asid-live-rx")
+    rx = None
     try:
-        rx.ignore_types(sysex=False, timing=True, active_sense=True)
-        rx.set_callback(lambda ev, _=None: got.append(bytes(ev[0])))
-        port = wait(lambda: next((p for p in rx.get_ports() if "sidlive:asid" in p), None))
-        assert port, f"no sidlive:asid port among {rx.get_ports()}; {msgs}"
-        rx.open_port(rx.get_ports().index(port))
+        rx = jack_receiver("asid-live-rx", got, source="sidlive:asid")
         assert wait(lambda: got, timeout_s=5), "no ASID message crossed the JACK connection"
         assert wait(lambda: d.engine.frames_played > 150, timeout_s=20)
     finally:
         st = d.stop()
-        assert wait(lambda: got and got[-1] == STOP_MESSAGE, timeout_s=3), "stop never arrived"
-        rx.close_port()
-        rx.delete()
+        assert rx is not None and wait(lambda: got and got[-1] == STOP_MESSAGE, timeout_s=3), "stop never arrived"
+        if rx is not None:
+            rx.close_port()
+            rx.delete()
     assert st["asid"]["port"] == "sidlive:asid" and st["asid"]["lost"] == 0
     assert st["asid"]["frames"] == st["recording"]["frames_written"]
     regs = load_regs(tmp_path / "set.regs").regs

@@ -6,7 +6,6 @@ import json
 import re
 
 import mido
-import numpy as np
 import pytest
 
 from sidlive.controllers import ControllerMapError, MidiMapper, dump_map, parse_map
