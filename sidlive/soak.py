@@ -145,6 +145,9 @@ def _probe_latency(daemon, kind: str, t_send: float, param: str) -> dict | None:
     if kind == "mute":
         ev = next((e for e in list(daemon.renderer_events) if e[0] >= seq and e[1] == 2), None)
         heard = ev[6] if ev else None
+    elif kind == "note":
+        ev = next((e for e in list(daemon.key_events) if e[0] >= seq), None)
+        heard = ev[6] if ev else None
     else:
         rb = next(((s, cut) for s, cut, _ in list(daemon.genthread.rollback_log) if s >= seq), None)
         heard = daemon.engine.frame_sound_time(rb[1]) if rb else None
@@ -167,6 +170,10 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
     ch = max(cmap.channel, 1) - 1
     temp, reseed, mute = _binding(cmap, "temperature"), _binding(cmap, "reseed"), _binding(cmap, "mute_1")
     results = {"temperature": [], "reseed": [], "mute": []}
+    kinds = ("temperature", "reseed", "mute")
+    if cmap.keyboard is not None:                  # the keyboard voice: note on -> first frame playing it
+        results["note"] = []
+        kinds += ("note",)
     pending = []
     from sidlive.controls import ControlEvent
     for name in ("solo_1", "solo_2", "solo_3", "mute_1", "mute_2", "mute_3"):   # after the flood: all voices on
@@ -174,13 +181,16 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
     daemon.post(ControlEvent("loop", -1, source="soak"))
     time.sleep(0.3)
     for i in range(probes):
-        for kind in ("temperature", "reseed", "mute"):
+        for kind in kinds:
             time.sleep(0.2 + 0.1 * rng.random())
             if kind == "temperature":
                 msgs, param = [[0xB0 | ((temp.channel - 1) if temp.channel else ch), temp.cc, 40 + 50 * (i % 2)]], \
                     "temperature"
             elif kind == "reseed":
                 msgs, param = _press(reseed, ch), "reseed"
+            elif kind == "note":
+                kc, note = cmap.keyboard.channel - 1, 36 + (i % 24)
+                msgs, param = [[0x90 | kc, note, 100]], "note"    # struck while the last sounds: a new attack
             else:
                 msgs, param = _press(mute, ch), "mute_1"
             t_send = time.perf_counter()
