@@ -1,6 +1,7 @@
 """Soak and latency measurements of `sidlive live` (the acceptance figures of issue 5).
 
-    python -m sidlive.soak --minutes 10 [--model M|random] [--cc-rate 500] [--probes 40]
+    python -m sidlive.soak --minutes 10 [--model M|random] [--cc-rate 500] [--probes 40] [--fx NAME]
+    python -m sidlive.soak --minutes 10 --baseline   (an empty callback: the machine's own underruns)
     sidlive bench --only soak            (bench registry: `bench_soak`)
 
 One run, all real parts: a private JACK dummy server (realtime unless --no-realtime),
@@ -322,6 +323,38 @@ def launch_time(model: str | Path, runs: int = 2) -> dict:
     return {"first_audio_s": first, "process_wall_s": round(wall, 2), "command": " ".join(cmd[1:])}
 
 
+def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames: int = 256) -> dict:
+    """The machine's own underruns: a sounddevice stream whose callback only writes zeros,
+    on a private JACK dummy server set up as the soak's, for `seconds`."""
+    import sounddevice as sd
+
+    from sidlive.jackserver import JackServer, portaudio_jack_device
+    server = JackServer(realtime=realtime, period_frames=block_frames).start()
+    server.activate()
+    st = {"blocks": 0, "audio_underruns": 0}
+
+    def callback(out, frames, time_info, status):
+        if status.output_underflow:
+            st["audio_underruns"] += 1
+        out.fill(0)
+        st["blocks"] += 1
+
+    try:
+        dev = portaudio_jack_device()
+        if dev is None:
+            raise RuntimeError("PortAudio here has no JACK host API")
+        stream = sd.OutputStream(samplerate=48_000, blocksize=block_frames, channels=1, dtype="float32",
+                                 latency="low", device=dev, callback=callback)
+        stream.start()
+        time.sleep(seconds)
+        stream.stop()
+        stream.close()
+    finally:
+        server.deactivate()
+        server.stop()
+    return {"baseline": "empty callback", "seconds": seconds, "realtime_jack": realtime, **st}
+
+
 def _random_model(path: Path) -> Path:
     from engine.bench import random_model
     return random_model(path)
@@ -360,7 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-replay", action="store_true")
     ap.add_argument("--no-launch", action="store_true")
     ap.add_argument("--fx", default=None, help="run with this effects chain on (presets/fx name or .toml)")
+    ap.add_argument("--baseline", action="store_true", help="no daemon: count the underruns of an empty callback "
+                                                            "on the same JACK setup for --minutes (the machine's own)")
     args = ap.parse_args(argv)
+    if args.baseline:
+        print(json.dumps(empty_callback_baseline(args.minutes * 60, realtime=not args.no_realtime), indent=1))
+        return 0
     with tempfile.TemporaryDirectory() as d:
         model = args.model
         if model == "random":

@@ -51,3 +51,13 @@ def test_short_soak_measures_everything(model_path, tmp_path):
 def test_soak_is_a_bench_plugin():
     from sidlive import bench, soak
     assert bench.BENCHMARKS["soak"] is soak.bench_soak
+
+
+def test_empty_callback_baseline_counts_blocks(jack):
+    from sidlive.jackserver import portaudio_jack_device
+    from sidlive.soak import empty_callback_baseline
+    if portaudio_jack_device() is None:
+        pytest.skip("PortAudio here has no JACK host API")
+    fig = empty_callback_baseline(1.0, realtime=False)
+    assert fig["baseline"] == "empty callback" and fig["blocks"] > 0
+    assert 0 <= fig["audio_underruns"] <= fig["blocks"]
