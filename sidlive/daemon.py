@@ -5,7 +5,9 @@ generator thread (genthread.py) on the other side of the ring.
 (also driven by `NullOutput`, a paced thread, when there is no device or JACK died). Per
 block it: counts PortAudio's output_underflow flag; applies a new control snapshot if the
 control thread swapped one in (`published`, one reference: mutes/solo via
-Renderer.set_mute, panic via Renderer.gate_off, master gain); answers a pending ring
+Renderer.set_mute, panic via Renderer.gate_off, master gain); takes the MIDI that arrived
+(`lane`, midilane.py: every message on to the control thread, mute/solo acted on at once
+so they sound in the cycle that delivered them); answers a pending ring
 rollback (`FrameRing.service`); renders the block (the Renderer asks `_source` for a frame
 at each 50.125 Hz boundary: a ring pop, or on an empty ring the last frame again, counted
 as an underrun); scales to float32 for the device and hands the int16 samples and every
@@ -32,6 +34,7 @@ from sidlive.frames import CONTROL_REGS, NUM_REGS
 from sidlive.renderer import Renderer, frame_sample_boundary
 
 EV_STATE, EV_MUTE, EV_PANIC, EV_KEYS = 1, 2, 3, 4
+LANE_SEQ = -1               # the seq of events the MIDI lane caused (no published state)
 EV_NAMES = {EV_STATE: "state", EV_MUTE: "renderer.mute", EV_PANIC: "renderer.panic", EV_KEYS: "keyboard.heard"}
 N_EVENTS = 4096
 N_FRAME_LOG = 1 << 16
@@ -62,8 +65,10 @@ class AudioEngine:
         self._rec = np.zeros(MAX_BLOCK, np.float32)
         self._i16b, self._f32b, self._recb = (a[:self.block_frames] for a in (self._i16, self._f32, self._rec))
         state = state or ControlState()
-        self.published = (0, state, 0.0)   # (seq, ControlState, perf time): swapped by the control thread
+        # (seq, ControlState, perf time, MIDI lane messages the state covers): swapped by the control thread
+        self.published = (0, state, 0.0, 0)
         self._applied = None
+        self.lane = None               # midilane.MidiLane or None: set by the control thread
         self.voice_on = [True, True, True]
         self._panic = state.panic
         self._masking = False
@@ -108,6 +113,9 @@ class AudioEngine:
         pub = self.published
         if pub is not self._applied:
             self._apply(pub)
+        lane = self.lane
+        if lane is not None:
+            lane.pump(self)
         self.ring.service()
         if frames == self.block_frames:
             i16, f32, rec = self._i16b, self._f32b, self._recb
@@ -176,14 +184,13 @@ class AudioEngine:
         return row
 
     def _apply(self, pub) -> None:
-        seq, state, _ = pub
-        on = state.voice_on
+        seq, state, _, covered = pub
+        lane = self.lane
+        if lane is None or covered >= lane.fast_last:   # else the lane's newer mute/solo stand
+            if lane is not None:
+                lane.adopt(state)
+            self._set_voices(state.voice_on, seq)
         r = self.renderer
-        for i in range(3):
-            if on[i] != self.voice_on[i]:
-                self.voice_on[i] = on[i]
-                r.set_mute(i + 1, not on[i])
-                self._event(EV_MUTE, seq, i + 1, 0 if on[i] else 1)
         if state.panic != self._panic:
             self._panic = state.panic
             r.gate_off()
@@ -192,6 +199,18 @@ class AudioEngine:
         self._scale = state.gain / 32768.0
         self._event(EV_STATE, seq, 0, 0)
         self._applied = pub
+
+    def _set_voices(self, on, seq: int) -> None:
+        r = self.renderer
+        for i in range(3):
+            if on[i] != self.voice_on[i]:
+                self.voice_on[i] = on[i]
+                r.set_mute(i + 1, not on[i])
+                self._event(EV_MUTE, seq, i + 1, 0 if on[i] else 1)
+
+    def lane_voices(self, on) -> None:
+        """Audio thread, from MidiLane.pump: which voices sound now."""
+        self._set_voices(on, LANE_SEQ)
 
     def _event(self, kind: int, seq: int, a: int, b: int, heard: int = -1) -> None:
         w = self.ev_w

@@ -2,7 +2,13 @@
 
 The backend callback (rtmidi's thread) only appends the raw bytes to a deque, which is
 thread-safe without a lock; the control thread calls `drain()`, which parses them with
-mido and drops and counts what is not one valid MIDI message. A named port that vanishes
+mido and drops and counts what is not one valid MIDI message.
+
+Poll mode (`poll=True`, what `sidlive live` uses): no backend callback; one consumer
+thread, the audio callback, takes each raw message with `take_raw()` (rtmidi's own
+lock-free queue: no GIL needed on arrival, so a message delivered in a JACK cycle is
+there when that cycle's audio callback starts) and hands it on with `inbox()`; see
+sidlive/midilane.py. A named port that vanishes
 (unplugged) is noticed by `check()`, which the control thread calls every ~0.5 s, and
 reopened when it comes back, without stopping anything else.
 
@@ -55,6 +61,20 @@ class MidiInput:
         if wakeup is not None:
             wakeup.set()
 
+    def inbox(self, data) -> None:
+        """Poll mode: the consumer hands a raw message on to `drain()` (no wakeup: the
+        control thread polls while a lane feeds it)."""
+        if len(self._q) == self._q.maxlen:
+            self.overflows += 1
+        self._q.append(data)
+
+    def take_raw(self):
+        """Poll mode, one consumer thread only: the next raw message (list of ints) or None."""
+        return None
+
+    def pending(self) -> int:
+        return len(self._q)
+
     def drain(self, max_messages: int = 1024) -> list[mido.Message]:
         out = []
         q = self._q
@@ -92,13 +112,25 @@ class MidiInput:
 class DummyMidiInput(MidiInput):
     """In-process backend: `feed()` raw bytes from any thread (tests, the live view)."""
 
-    def __init__(self, name: str = "dummy", queue_max: int = QUEUE_MAX):
+    def __init__(self, name: str = "dummy", queue_max: int = QUEUE_MAX, poll: bool = False):
         super().__init__(queue_max)
         self.name = name
+        self.poll = poll
+        self._raw: collections.deque = collections.deque(maxlen=queue_max)
 
     def feed(self, data) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        if self.poll:
+            self._raw.append(data)
+        else:
             self._push(data)
+
+    def take_raw(self):
+        try:
+            return self._raw.popleft()
+        except IndexError:
+            return None
 
     def send(self, msg: mido.Message) -> None:
         self.feed(msg.bytes())
@@ -144,8 +176,9 @@ class RtMidiInput(MidiInput):
     """python-rtmidi input: a virtual port (port=None) or a named source port."""
 
     def __init__(self, port: str | None = None, api: str = "auto", client_name: str = CLIENT_NAME,
-                 virtual_name: str = VIRTUAL_PORT, queue_max: int = QUEUE_MAX):
+                 virtual_name: str = VIRTUAL_PORT, queue_max: int = QUEUE_MAX, poll: bool = False):
         super().__init__(queue_max)
+        self.poll = poll
         import rtmidi
 
         self._rtmidi = rtmidi
@@ -154,13 +187,15 @@ class RtMidiInput(MidiInput):
         self.client_name = client_name
         self.virtual = port is None
         try:
-            self._rt = rtmidi.MidiIn(rtapi=_rtapi(self.api), name=client_name)
+            self._rt = rtmidi.MidiIn(rtapi=_rtapi(self.api), name=client_name, queue_size_limit=queue_max)
         except rtmidi.RtMidiError as e:
             raise MidiPortError(f"MIDI ({self.api}): cannot create a client: {e}") from None
         self._rt.ignore_types(sysex=False, timing=True, active_sense=True)
         # The callback goes in before any port opens: rtmidi keeps messages that arrive
         # while no callback is set in its own queue, where a callback never sees them.
-        self._rt.set_callback(self._on_message)
+        if not poll:
+            self._rt.set_callback(self._on_message)
+        self._get = self._rt.get_message
         self._open = False
         if self.virtual:
             try:
@@ -183,11 +218,18 @@ class RtMidiInput(MidiInput):
     def _on_message(self, event, _data=None) -> None:
         self._push(event[0])  # rtmidi thread: a list of ints; parsed in drain()
 
+    def take_raw(self):
+        if self.closed:
+            return None
+        event = self._get()
+        return None if event is None else event[0]
+
     def _connect(self, name: str) -> bool:
         names = self._rt.get_ports()
         if name not in names:
             return False
-        self._rt.set_callback(self._on_message)  # again: rtmidi's close_port() drops it
+        if not self.poll:
+            self._rt.set_callback(self._on_message)  # again: rtmidi's close_port() drops it
         try:
             self._rt.open_port(names.index(name), name=VIRTUAL_PORT)
         except self._rtmidi.RtMidiError as e:
@@ -224,7 +266,8 @@ class RtMidiInput(MidiInput):
             return
         self.closed = True
         try:
-            self._rt.cancel_callback()
+            if not self.poll:
+                self._rt.cancel_callback()
             if self._open:
                 self._rt.close_port()
         finally:
@@ -232,11 +275,12 @@ class RtMidiInput(MidiInput):
             self._rt.delete()
 
 
-def open_input(spec: str | None = "virtual", api: str = "auto") -> MidiInput:
+def open_input(spec: str | None = "virtual", api: str = "auto", poll: bool = False) -> MidiInput:
     """'virtual' (or None): a virtual port `sidlive:midi_in`; 'dummy': a DummyMidiInput;
-    anything else: the input port whose name matches (exact or unique substring)."""
+    anything else: the input port whose name matches (exact or unique substring).
+    poll: no backend callback; one consumer takes messages with `take_raw()`."""
     if spec == "dummy":
-        return DummyMidiInput()
+        return DummyMidiInput(poll=poll)
     if spec in (None, "virtual"):
-        return RtMidiInput(None, api=api)
-    return RtMidiInput(spec, api=api)
+        return RtMidiInput(None, api=api, poll=poll)
+    return RtMidiInput(spec, api=api, poll=poll)

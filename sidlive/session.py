@@ -27,7 +27,9 @@ from sidlive.controls import ControlEvent, Controls, ControlState
 from sidlive.daemon import EV_KEYS, EV_MUTE, EV_NAMES, EV_PANIC, AudioEngine
 from sidlive.genthread import GeneratorThread, GenRequest
 from sidlive.keyvoice import KeyVoice, NoteEvent
-from sidlive.loops import PRESETS_DIR as LOOPS_DIR, Arrangement, LoopError, LoopLibrary
+from sidlive.loops import PRESETS_DIR as LOOPS_DIR
+from sidlive.loops import Arrangement, LoopError, LoopLibrary
+from sidlive.midilane import Waker
 from sidlive.outputs import NullOutput
 from sidlive.ring import FrameRing
 from sidlive.sessionio import LiveError, NoAudioDevice, SessionIO, set_realtime  # noqa: F401
@@ -80,7 +82,7 @@ class LiveDaemon(SessionIO):
         self.cfg = cfg
         self.on_message = on_message or (lambda text: print(f"sidlive live: {text}", file=sys.stderr, flush=True))
         self.messages: collections.deque = collections.deque(maxlen=100)
-        self._wake = threading.Event()
+        self._wake = Waker()           # an eventfd: the audio callback may set it
         self._stop = threading.Event()
         self.stopped = threading.Event()   # set when the session should end (view 'q', signal, --seconds)
         self._seq = 0
@@ -88,6 +90,8 @@ class LiveDaemon(SessionIO):
         self.renderer_events: collections.deque = collections.deque(maxlen=100_000)
         self.key_events: collections.deque = collections.deque(maxlen=100_000)
         self._ev_read = 0
+        self._midi_covered = 0         # MIDI lane messages the control thread has taken in
+        self._pub_covered = 0          # ... when the last state was published
         self.events_lost = 0
         self.output = None
         self.output_switches = 0
@@ -218,7 +222,7 @@ class LiveDaemon(SessionIO):
         self.genthread.prefill(first)
         if self.mapper is not None:
             self.set_keyboard(self.mapper.cmap.keyboard)
-        self.engine.published = (first.seq, self.controls.state, time.perf_counter())
+        self.engine.published = (first.seq, self.controls.state, time.perf_counter(), 0)
         self._open_midi(startup=True)   # before the stream: a JACK client joining later can cause an xrun
         self._open_osc()
         self._open_asid()
@@ -268,7 +272,8 @@ class LiveDaemon(SessionIO):
         state = self.controls.state
         req = self._request(state)
         t = time.perf_counter()
-        self.engine.published = (req.seq, state, t)   # the audio callback's one reference
+        self._pub_covered = self._midi_covered
+        self.engine.published = (req.seq, state, t, self._midi_covered)   # the audio callback's one reference
         self.genthread.request = req                   # the generator thread's one reference
         self.genthread.wake.set()
         self.publish_log.append((req.seq, t, tuple(name for name, _ in changes)))
@@ -276,7 +281,7 @@ class LiveDaemon(SessionIO):
     def _control_loop(self) -> None:
         next_check = next_reload = 0.0
         while not self._stop.is_set():
-            self._wake.wait(0.05)
+            self._wake.wait(0.05)          # MIDI (the audio callback's lane), OSC, keys, stop
             self._wake.clear()
             try:
                 self._control_step()
@@ -292,7 +297,10 @@ class LiveDaemon(SessionIO):
                 self.message(f"control thread: {type(e).__name__}: {e}")
 
     def _control_step(self) -> None:
+        lane = self.engine.lane
         if self.midi is not None and self.mapper is not None:
+            if lane is not None:
+                self._midi_covered = lane.taken   # read before draining: all of these are in the inbox
             for msg in self.midi.drain():
                 for ev in self.mapper.handle(msg):
                     if isinstance(ev, NoteEvent):
@@ -304,6 +312,12 @@ class LiveDaemon(SessionIO):
             self.message(err)
         if update.changes:
             self._on_changes(update.changes)
+        elif lane is not None and lane.fast_last > self._pub_covered:
+            # The lane acted on a message that changed nothing here (its flags already are
+            # this state): say so, so the audio thread goes back to the published state.
+            self._pub_covered = self._midi_covered
+            seq, state, t, _ = self.engine.published
+            self.engine.published = (seq, state, t, self._midi_covered)
         if self._notes:
             self._play_notes()
         self._drain_events()
@@ -418,7 +432,9 @@ class LiveDaemon(SessionIO):
 
             import sounddevice as sd
             atexit.unregister(sd._exit_handler)   # Pa_Terminate would block on the dead stream
-        return self.stats(rec)
+        stats = self.stats(rec)
+        self._wake.close()
+        return stats
 
     # ------------------------------------------------------------------ figures (livestats.py)
     def latency_figures(self) -> dict:

@@ -63,9 +63,10 @@ class SessionIO:
         if spec in (None, "none") or self.midi is not None:
             return
         from sidlive.midi import open_input
+        from sidlive.midilane import MidiLane, lane_table
         try:
-            self.midi = open_input(spec)
-            self.midi.wakeup = self._wake
+            self.midi = open_input(spec, poll=True)   # the audio callback takes the messages (midilane.py)
+            self.engine.lane = MidiLane(self.midi, lane_table(self.mapper), self.controls.state, self._wake)
             self.message(f"MIDI in: {self.midi.name}")
         except (OSError, ImportError) as e:
             if startup:
@@ -128,6 +129,10 @@ class SessionIO:
             self.message(f"{text}; keeping the previous map")
             return
         self.mapper = MidiMapper(cmap)
+        lane = getattr(getattr(self, "engine", None), "lane", None)
+        if lane is not None:
+            from sidlive.midilane import lane_table
+            lane.table = lane_table(self.mapper)   # one reference: the audio thread's next pump uses it
         if not startup:
             self.set_keyboard(cmap.keyboard)
             self.message(f"controller map reloaded: {cmap.name} ({path})")

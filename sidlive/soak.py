@@ -137,16 +137,25 @@ def _press(b, ch: int) -> list[list[int]]:
 # ---------------------------------------------------------------------------- latency
 
 def _probe_latency(daemon, kind: str, t_send: float, param: str) -> dict | None:
-    """MIDI send -> control published -> first changed sample (DAC time), ms."""
+    """MIDI send -> control published -> first changed sample (DAC time), ms. A mute is
+    heard from the first renderer mute of voice 1 after the send, whichever thread made it
+    (the audio callback's MIDI lane, before any state is published, or a published state);
+    its `midi_to_control_ms` is when the audio callback applied it."""
+    if kind == "mute":
+        out_s = daemon.engine.dac_offset_s
+        ev = next((e for e in list(daemon.renderer_events) if e[1] == 2 and e[2] == 1 and e[6] - out_s >= t_send), None)
+        if ev is None:
+            return None
+        applied = ev[6] - out_s - (ev[5] - ev[4]) / daemon.cfg.rate_hz   # the block's first sample
+        return {"midi_to_control_ms": (applied - t_send) * 1e3, "control_to_sound_ms": (ev[6] - applied) * 1e3,
+                "total_ms": (ev[6] - t_send) * 1e3, "to_rendered_sample_ms": (ev[6] - out_s - t_send) * 1e3,
+                "by_lane": ev[0] < 0}
     pub = next(((seq, t) for seq, t, names in list(daemon.publish_log) if t >= t_send and param in names), None)
     if pub is None:
         return None
     seq, t_pub = pub
     heard = None
-    if kind == "mute":
-        ev = next((e for e in list(daemon.renderer_events) if e[0] >= seq and e[1] == 2), None)
-        heard = ev[6] if ev else None
-    elif kind == "note":
+    if kind == "note":
         ev = next((e for e in list(daemon.key_events) if e[0] >= seq), None)
         heard = ev[6] if ev else None
     else:
@@ -206,7 +215,8 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
             lost += 1
         else:
             results[kind].append(r)
-    fig = {"probes_unmatched": lost, "device_output_latency_ms": round(daemon.engine.dac_offset_s * 1e3, 2)}
+    fig = {"probes_unmatched": lost, "device_output_latency_ms": round(daemon.engine.dac_offset_s * 1e3, 2),
+           "mutes_by_midi_lane": sum(1 for r in results["mute"] if r.get("by_lane"))}
     for kind, rows in results.items():
         fig[kind] = {k: _summary([r[k] for r in rows]) for k in ("total_ms", "midi_to_control_ms",
                                                                    "control_to_sound_ms", "to_rendered_sample_ms")}
@@ -224,8 +234,8 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
 
     from sidlive.controllers import load_map
     from sidlive.jackserver import JackServer
-    from sidlive.session import DEFAULT_MODEL, LiveConfig, LiveDaemon
     from sidlive.loops import PRESETS_DIR as LOOPS
+    from sidlive.session import DEFAULT_MODEL, LiveConfig, LiveDaemon
 
     model = Path(model) if model is not None else DEFAULT_MODEL
     tmp = Path(tempfile.mkdtemp(prefix="sidlive-soak-"))

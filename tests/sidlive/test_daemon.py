@@ -69,7 +69,7 @@ class Rig:
             self.gt.wake.set()
 
     def publish(self, state, seq):
-        self.engine.published = (seq, state, time.perf_counter())
+        self.engine.published = (seq, state, time.perf_counter(), 0)
 
     def close(self):
         self.gt.stop()
