@@ -18,7 +18,10 @@ frame 0): the registers that changed, in sidlive.frames.WRITE_ORDER (control reg
 last), 9 cycles apart from a fixed cycle after entry, through an unrolled sequence that
 the decoding patches (self-modifying code) - the renderer's write timing, so a SID
 player renders the export as `sidlive render` renders its frames; then it advances each
-stream by one frame and patches the sequence for the next call.
+stream by one frame and patches the sequence for the next call. init ends by acknowledging
+the VIC and CIA 1 interrupt flags: a PSID driver latches a raster interrupt before init
+(sidplayfp: at its power-on delay), which would otherwise call play at once after init,
+off the frame grid by a delay-dependent amount (docs/sid-export.md, "The player").
 The copy token is an LZ77 back-reference over whole tokens (`encode_subtunes` finds them,
 greedily, in all earlier data of any stream: tokens mean the same in every stream since a
 mask addresses the stream's own registers), which is what makes repeated patterns cheap.
@@ -68,7 +71,11 @@ init:   sta cursub          ; A = subtune, 0-based
         jsr restart
         lda #$80
         sta first           ; the first frame writes every register
-        jmp next            ; decode frame 0
+        jsr next            ; decode frame 0
+        lda #$0f            ; acknowledge interrupts latched before init returns (the
+        sta $d019           ; PSID driver's raster compare, written before its power-on
+        lda $dc0d           ; delay, has latched one): the first play comes on the
+        rts                 ; frame grid, not at once after init
 
 restart:
         lda #1
