@@ -144,6 +144,20 @@ class JackServer:
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-n_chars:]
 
+    def xruns(self) -> dict[str, int]:
+        """JACK's xruns so far by the client it blamed ("JackEngine::XRun: client = NAME
+        was not finished"), from the server's log. PortAudio flags every xrun of the
+        graph as an output underflow, whichever client was late."""
+        if self._log is None:
+            return {}
+        self._log.seek(0)
+        counts: dict[str, int] = {}
+        for line in self._log.read().decode("utf-8", "replace").splitlines():
+            if "XRun: client = " in line:
+                name = line.split("XRun: client = ", 1)[1].split(" was not finished", 1)[0]
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def activate(self, rescan: bool = True) -> None:
         """Point this process's JACK clients (rtmidi, PortAudio) at this server."""
         if self._saved_env is None:

@@ -261,7 +261,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         log(f"soak: {seconds:g} s, {cc_rate_hz:g} MIDI messages/s over {len(cmap.knobs) + len(cmap.buttons)} "
             f"controls of {cmap.name}; model {model}")
         e = daemon.engine
-        base = {"blocks": e.blocks, "au": e.audio_underruns, "ru": daemon.ring.underruns}
+        base = {"blocks": e.blocks, "au": e.audio_underruns, "ru": daemon.ring.underruns, "xr": server.xruns()}
         c0, t0 = time.process_time(), time.perf_counter()
         sent = _flood(out, flood_messages(cmap, len(daemon.library.loops), rng), cc_rate_hz, seconds)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -271,6 +271,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
                "blocks": e.blocks - base["blocks"], "audio_underruns": e.audio_underruns - base["au"],
                "ring_underruns": daemon.ring.underruns - base["ru"], "cpu_percent": round(100 * cpu / wall, 1),
                "underrun_blocks": [int(b) - base["blocks"] for b in e.underrun_blocks if b >= 0][:16],
+               "jack_xruns_by_client": _since(server.xruns(), base["xr"]),
                "controls_published": len(daemon.publish_log), "rollbacks": daemon.ring.rollbacks}
         fig["latency"] = measure_latency(daemon, out, cmap, probes, rng, log) if probes else None
     finally:
@@ -292,6 +293,10 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         fig["launch"] = launch_time(model)
     fig["take"] = str(out_dir / "soak")
     return fig
+
+
+def _since(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
 
 
 def _flood(out, messages, rate_hz: float, seconds: float) -> int:
@@ -356,13 +361,17 @@ def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames:
         stream = sd.OutputStream(samplerate=48_000, blocksize=block_frames, channels=1, dtype="float32",
                                  latency="low", device=dev, callback=callback)
         stream.start()
+        time.sleep(1.0)
+        blocks0, under0, xr0 = st["blocks"], st["audio_underruns"], server.xruns()   # after start-up
         time.sleep(seconds)
+        res = {"blocks": st["blocks"] - blocks0, "audio_underruns": st["audio_underruns"] - under0,
+               "jack_xruns_by_client": _since(server.xruns(), xr0)}
         stream.stop()
         stream.close()
     finally:
         server.deactivate()
         server.stop()
-    return {"baseline": "empty callback", "seconds": seconds, "realtime_jack": realtime, **st}
+    return {"baseline": "empty callback", "seconds": seconds, "realtime_jack": realtime, **res}
 
 
 def _random_model(path: Path) -> Path:

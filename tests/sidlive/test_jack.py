@@ -143,3 +143,28 @@ def test_callback_plays_ring_frames_at_frame_rate_with_rollbacks(sd, wait, tmp_p
     samples, _ = read_wav(session_paths(tmp_path / "live")["wav"])
     assert len(samples) == state["blocks"] * BLOCK  # the timeline holds even if blocks dropped
     assert stats["samples_in"] == state["blocks"] * BLOCK
+
+
+def test_xruns_name_the_late_client(jack, sd):
+    """A callback that overruns its period: JACK blames the PortAudio client, and
+    PortAudio flags it to the stream as an output underflow."""
+    import time
+
+    flagged = []
+
+    def late(out, frames, time_info, status):
+        flagged.append(bool(status.output_underflow))
+        out.fill(0)
+        if len(flagged) in (20, 40):
+            time.sleep(0.05)             # ten periods late
+
+    before = jack.xruns()
+    with sd.OutputStream(samplerate=RATE_HZ, blocksize=BLOCK, channels=1, dtype="float32",
+                         device=portaudio_jack_device(), callback=late):
+        deadline = time.monotonic() + 5
+        while len(flagged) < 80 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    after = jack.xruns()
+    blamed = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
+    assert any(name.startswith("PortAudio") for name in blamed), (blamed, jack.log_tail())
+    assert any(flagged)
