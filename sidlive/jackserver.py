@@ -145,9 +145,11 @@ class JackServer:
         return self._log.read().decode("utf-8", "replace")[-n_chars:]
 
     def xruns(self) -> dict[str, int]:
-        """JACK's xruns so far by the client it blamed ("JackEngine::XRun: client = NAME
-        was not finished"), from the server's log. PortAudio flags every xrun of the
-        graph as an output underflow, whichever client was late."""
+        """JACK's xruns so far, from the server's log: by the client it blamed
+        ("JackEngine::XRun: client = NAME was not finished"), and "driver" for cycles the
+        dummy driver's own timer started late ("JackTimedDriver::Process XRun = N usec":
+        no client involved). PortAudio flags every xrun of the graph to its streams as an
+        output underflow, whichever part was late."""
         if self._log is None:
             return {}
         self._log.seek(0)
@@ -156,6 +158,8 @@ class JackServer:
             if "XRun: client = " in line:
                 name = line.split("XRun: client = ", 1)[1].split(" was not finished", 1)[0]
                 counts[name] = counts.get(name, 0) + 1
+            elif "Driver::Process XRun" in line:
+                counts["driver"] = counts.get("driver", 0) + 1
         return counts
 
     def activate(self, rescan: bool = True) -> None:
