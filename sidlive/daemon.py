@@ -17,7 +17,8 @@ takes no lock, prints nothing and touches no file.
 Measurement hooks (preallocated, written by the callback, read by other threads):
 `frame_dac[pos % N]`: when ring position pos starts sounding (perf_counter clock, mapped
 from the stream's time info); `ev`/`ev_dac`: applied control snapshots, mutes and panics
-with the block's first sample (for replaying the take) and when the change is heard;
+with the output sample they were made at (the block's first, or a step's first when the
+MIDI lane acted between steps: for replaying the take) and when the change is heard;
 `keys`: the keyboard voice (keyvoice.KeySnapshot, one reference), laid over each frame
 started; `cb_hist`: callback durations in 10 us bins; `played`/`played_dac`/`played_n`: every
 frame the renderer started (a held one on underrun too) and when it is heard, for the
@@ -56,6 +57,7 @@ class AudioEngine:
         self.block_frames = int(block_frames)
         self.recorder = recorder
         self.renderer = Renderer(self._source, chip=chip, rate_hz=rate_hz, subframes=subframes, release_gil=False)
+        self.renderer.step_hook = self._step_midi   # MIDI between the block's steps too
         Renderer(None, chip=chip, rate_hz=rate_hz, subframes=subframes, release_gil=False).read(block_frames)  # load Numba's cache now
         self._cycles = self.renderer.cycles_per_frame
         self._clock_hz = self.renderer.clock_hz
@@ -91,7 +93,7 @@ class AudioEngine:
         self.first_frame_dac = 0.0     # 0 until the first generated frame sounds
         self.frame_dac = np.zeros(N_FRAME_LOG, np.float64)
         self.frame_pos = np.full(N_FRAME_LOG, -1, np.int64)
-        self.ev = np.zeros((N_EVENTS, 6), np.int64)   # seq, kind, a, b, block start sample, heard sample
+        self.ev = np.zeros((N_EVENTS, 7), np.int64)   # seq, kind, a, b, sample made at, heard sample, block start
         self.ev_dac = np.zeros(N_EVENTS, np.float64)
         self.ev_w = 0
         self.played = np.zeros((N_PLAYED, NUM_REGS), np.uint8)   # (N_PLAYED, 25) frames as started
@@ -208,6 +210,13 @@ class AudioEngine:
                 r.set_mute(i + 1, not on[i])
                 self._event(EV_MUTE, seq, i + 1, 0 if on[i] else 1)
 
+    def _step_midi(self) -> None:
+        """Renderer step hook, inside read_into: MIDI that arrived while this callback was
+        rendering (the MIDI client ran on the other core) acts from the block's next step."""
+        lane = self.lane
+        if lane is not None:
+            lane.pump(self)
+
     def lane_voices(self, on) -> None:
         """Audio thread, from MidiLane.pump: which voices sound now."""
         self._set_voices(on, LANE_SEQ)
@@ -222,14 +231,15 @@ class AudioEngine:
         ev[i, 1] = kind
         ev[i, 2] = a
         ev[i, 3] = b
-        ev[i, 4] = self.samples
+        ev[i, 4] = self.renderer.out_position   # the block's first sample, or the step's (step hook)
         ev[i, 5] = heard
+        ev[i, 6] = self._block_start
         self.ev_dac[i] = self._dac0 + (heard - self._block_start) / self.rate_hz
         self.ev_w = w + 1
 
     # ------------------------------------------------------------------ other threads
     def read_events(self, since: int) -> tuple[list[tuple], int, int]:
-        """Events written since index `since`: ([(seq, kind, a, b, sample, heard, dac)], new
+        """Events written since index `since`: ([(seq, kind, a, b, sample, heard, dac, block)], new
         index, events lost because the reader fell behind)."""
         w = self.ev_w
         lost = max(0, w - since - N_EVENTS)
@@ -239,7 +249,7 @@ class AudioEngine:
             i = j % N_EVENTS
             row = self.ev[i]
             out.append((int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]),
-                        float(self.ev_dac[i])))
+                        float(self.ev_dac[i]), int(row[6])))
         return out, w, lost
 
     def frame_sound_time(self, pos: int) -> float | None:

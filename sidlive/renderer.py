@@ -242,6 +242,10 @@ class Renderer:
         self._scratch = np.zeros(self.max_frame_samples, dtype=np.float32)
         self._lock = RateLock()
         self._regs = np.zeros(NUM_REGS, dtype=np.uint8)
+        # Called with no arguments inside read_into before each clocked step (None: not);
+        # a mute or gate_off it makes is heard from that step on. `out_position` is then
+        # the step's first output sample.
+        self.step_hook: Callable[[], None] | None = None
         self.set_source(source)
         self.reset()
 
@@ -270,6 +274,7 @@ class Renderer:
         self._out_pos = 0
         self.frames_rendered = 0     # frames started (their first step clocked)
         self.samples_out = 0
+        self.out_position = 0        # samples handed out, counting the current read_into so far
         self._frame_index = 0
         self._step = 0               # next step within the frame, 0..subframes-1
         self._step_end_sample = 0    # output sample where the last clocked step ends
@@ -352,6 +357,10 @@ class Renderer:
         done = 0
         while done < n:
             if self._out_pos >= self._out_len:
+                hook = self.step_hook
+                if hook is not None:     # before each clocked step (the live engine takes MIDI here)
+                    self.out_position = self.samples_out + done
+                    hook()
                 self._render_step()
             take = min(n - done, self._out_len - self._out_pos)
             src = self._frame_out[self._out_pos:self._out_pos + take]
@@ -366,6 +375,7 @@ class Renderer:
             self._out_pos += take
             done += take
         self.samples_out += n
+        self.out_position = self.samples_out
         return n
 
     def read(self, n_samples: int, dtype=np.int16) -> np.ndarray:

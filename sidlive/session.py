@@ -387,7 +387,7 @@ class LiveDaemon(SessionIO):
         events, self._ev_read, lost = self.engine.read_events(self._ev_read)
         self.events_lost += lost
         for ev in events:
-            seq, kind, a, b, sample, heard, dac = ev
+            seq, kind, a, b, sample, heard, dac, _block = ev
             if kind == EV_KEYS:
                 self.key_events.append(ev)
             if kind in (EV_MUTE, EV_PANIC):

@@ -146,7 +146,7 @@ def _probe_latency(daemon, kind: str, t_send: float, param: str) -> dict | None:
         ev = next((e for e in list(daemon.renderer_events) if e[1] == 2 and e[2] == 1 and e[6] - out_s >= t_send), None)
         if ev is None:
             return None
-        applied = ev[6] - out_s - (ev[5] - ev[4]) / daemon.cfg.rate_hz   # the block's first sample
+        applied = ev[6] - out_s - (ev[5] - ev[7]) / daemon.cfg.rate_hz   # the callback's block start
         return {"midi_to_control_ms": (applied - t_send) * 1e3, "control_to_sound_ms": (ev[6] - applied) * 1e3,
                 "total_ms": (ev[6] - t_send) * 1e3, "to_rendered_sample_ms": (ev[6] - out_s - t_send) * 1e3,
                 "by_lane": ev[0] < 0}

@@ -126,7 +126,7 @@ def test_mute_and_panic_act_within_a_block_and_the_take_replays(model_path, tmp_
     finally:
         rig.close()
         events, _, lost = rig.engine.read_events(0)
-        for seq, kind, a, b, sample, heard, _ in events:
+        for seq, kind, a, b, sample, heard, _, _ in events:
             if kind == EV_MUTE:
                 rec.log_control("renderer.mute", {"voice": a, "muted": bool(b), "sample": sample})
             elif kind == EV_PANIC:

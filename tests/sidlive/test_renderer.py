@@ -173,6 +173,43 @@ def test_set_mute_and_filter_live(dojo):
     assert r.filter_enabled is False
 
 
+def test_step_hook_mutes_from_the_next_step_and_replays_at_its_position(dojo):
+    """A mute made in the step hook (the live engine's MIDI between steps, inside one
+    read_into) is heard from that step: an offline render that reads up to the hook's
+    out_position and then mutes gives the same samples (up to pyresidfp's instance noise)."""
+    fr = dojo.slice(0, 120)
+    r = R.Renderer(fr, subframes=16)
+    seen = []
+
+    def hook():
+        seen.append(r.out_position)
+        if len(seen) == 500:
+            for v in (1, 2, 3):
+                r.set_mute(v, True)
+
+    r.step_hook = hook
+    live = np.zeros(R.frame_sample_boundary(100, 48_000), np.int16)
+    for a in range(0, len(live), 256):               # 256-sample blocks, as the callback reads
+        r.read_into(live[a:a + 256])
+    pos = seen[499]
+    assert pos % 256 != 0 and seen == sorted(seen)   # inside a block, at a step's first sample
+
+    def replay(at):
+        again = R.Renderer(fr, subframes=16)
+        out = np.zeros_like(live)
+        again.read_into(out[:at])
+        for v in (1, 2, 3):
+            again.set_mute(v, True)
+        again.read_into(out[at:])
+        return out.astype(int)
+
+    plain = R.Renderer(fr, subframes=16).read(len(live)).astype(int)
+    floor = np.abs(plain - R.Renderer(fr, subframes=16).read(len(live))).max()   # instance noise
+    assert np.abs(live - replay(pos)).max() <= max(4 * floor, 128)
+    assert np.abs(live - replay(pos - pos % 256)).max() > 1_000    # at the block's start: a step early
+    assert np.abs(live[pos + 2_400:] - plain[pos + 2_400:]).max() > 1_000
+
+
 def test_chips_differ_and_filter_matters(dojo):
     fr = dojo.slice(0, 250)
     a = R.Renderer(fr, chip="6581").render_frames(250).astype(np.float64)
