@@ -299,35 +299,52 @@ class MidiMapper:
     def _find(self, table: dict, channel: int, number: int):
         return table.get((channel, number)) or table.get((0, number))
 
+    def binding(self, status: int, number: int):
+        """What a note or CC message (status byte, note/controller number) is bound to, by
+        the map's precedence (keyboard channel notes, panic CCs, channel-specific before
+        any-channel bindings, knobs before CC buttons): ("note", None) for the keyboard
+        voice, ("panic", None), ("knob", Knob), ("button", Button), or None."""
+        kind, ch = status & 0xF0, (status & 0x0F) + 1
+        is_note = kind in (0x80, 0x90)
+        kb = self.cmap.keyboard
+        if kb is not None and ch == kb.channel and is_note:
+            return ("note", None)
+        if kind == 0xB0:
+            if number in PANIC_CCS:
+                return ("panic", None) if self.cmap.channel in (0, ch) else None
+            knob = self._find(self._knobs, ch, number)
+            if knob is not None:
+                return ("knob", knob)
+            button = self._find(self._cc_buttons, ch, number)
+            return ("button", button) if button is not None else None
+        if is_note:
+            button = self._find(self._note_buttons, ch, number)
+            return ("button", button) if button is not None else None
+        return None
+
     def _events(self, msg: mido.Message) -> list:
         src = f"midi:{self.cmap.name}"
         if not hasattr(msg, "channel"):
             return []
-        ch = msg.channel + 1
-        listens = self.cmap.channel in (0, ch)
-        kb = self.cmap.keyboard
-        if kb is not None and ch == kb.channel and msg.type in ("note_on", "note_off"):
-            return [NoteEvent(msg.note, msg.velocity if msg.type == "note_on" else 0, src)]
-        if msg.type == "control_change":
-            if msg.control in PANIC_CCS:
-                return [ControlEvent("panic", op="trigger", source=src)] if listens else []
-            knob = self._find(self._knobs, ch, msg.control)
-            if knob is not None:
-                p = PARAMS[knob.param]
-                value = p.from_unit(msg.value / 127.0, knob.min, knob.max, knob.curve)
-                return [ControlEvent(p.name, value, "set", src)]
-            button = self._find(self._cc_buttons, ch, msg.control)
-            if button is not None:
-                return self._button(button, msg.value >= 64, src)
+        if msg.type == "program_change":
+            if self.cmap.program_change and self.cmap.channel in (0, msg.channel + 1):
+                return [ControlEvent(self.cmap.program_change, msg.program, "set", src)]
             return []
-        if msg.type in ("note_on", "note_off"):
-            button = self._find(self._note_buttons, ch, msg.note)
-            if button is None:
-                return []
-            return self._button(button, msg.type == "note_on" and msg.velocity > 0, src)
-        if msg.type == "program_change" and self.cmap.program_change and listens:
-            return [ControlEvent(self.cmap.program_change, msg.program, "set", src)]
-        return []
+        if msg.type not in ("control_change", "note_on", "note_off"):
+            return []
+        cc = msg.type == "control_change"
+        found = self.binding(msg.bytes()[0], msg.control if cc else msg.note)
+        if found is None:
+            return []
+        what, b = found
+        if what == "note":
+            return [NoteEvent(msg.note, msg.velocity if msg.type == "note_on" else 0, src)]
+        if what == "panic":
+            return [ControlEvent("panic", op="trigger", source=src)]
+        if what == "knob":
+            p = PARAMS[b.param]
+            return [ControlEvent(p.name, p.from_unit(msg.value / 127.0, b.min, b.max, b.curve), "set", src)]
+        return self._button(b, msg.value >= 64 if cc else (msg.type == "note_on" and msg.velocity > 0), src)
 
     @staticmethod
     def _button(b: Button, pressed: bool, src: str) -> list[ControlEvent]:

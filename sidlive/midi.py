@@ -62,8 +62,8 @@ class MidiInput:
             wakeup.set()
 
     def inbox(self, data) -> None:
-        """Poll mode: the consumer hands a raw message on to `drain()` (no wakeup: the
-        control thread polls while a lane feeds it)."""
+        """Poll mode: the consumer hands a raw message on to `drain()` (it wakes the
+        control thread itself: midilane.Waker)."""
         if len(self._q) == self._q.maxlen:
             self.overflows += 1
         self._q.append(data)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import select
 
-from sidlive.controllers import PANIC_CCS, MidiMapper
+from sidlive.controllers import MidiMapper
 from sidlive.controls import PARAMS
 
 SLOTS = ("mute_1", "mute_2", "mute_3", "solo_1", "solo_2", "solo_3")
@@ -46,35 +46,25 @@ MAX_PER_BLOCK = 256          # raw messages taken per callback; the rest wait fo
 
 
 def lane_table(mapper: MidiMapper | None) -> dict[int, tuple]:
-    """(status << 7 | data1) -> (slot, kind, knob values or None) for every message the
-    mapper would turn into a mute/solo change, resolved by the mapper's own tables
-    (channel-specific bindings before any-channel ones; knobs before CC buttons; notes on
-    the keyboard channel belong to the keyboard voice; panic CCs to panic)."""
+    """(status << 7 | data1) -> (slot, kind, knob values or None) for every note or CC
+    message the mapper would turn into a mute/solo change, resolved by the mapper's own
+    `binding` (so the precedence rules live in one place)."""
     if mapper is None:
         return {}
     table: dict[int, tuple] = {}
-    kb = mapper.cmap.keyboard
     slot_of = {name: i for i, name in enumerate(SLOTS)}
-    for ch in range(1, 17):
+    for status in [k | c for k in (0x80, 0x90, 0xB0) for c in range(16)]:
         for num in range(128):
-            if num not in PANIC_CCS:
-                knob = mapper._find(mapper._knobs, ch, num)
-                if knob is not None:
-                    if knob.param in slot_of:
-                        p = PARAMS[knob.param]
-                        values = tuple(bool(p.from_unit(v / 127.0, knob.min, knob.max, knob.curve))
-                                       for v in range(128))
-                        table[((0xB0 | (ch - 1)) << 7) | num] = (slot_of[knob.param], KNOB, values)
-                else:
-                    b = mapper._find(mapper._cc_buttons, ch, num)
-                    if b is not None and b.param in slot_of:
-                        table[((0xB0 | (ch - 1)) << 7) | num] = (slot_of[b.param], _mode(b), None)
-            if kb is not None and ch == kb.channel:
+            found = mapper.binding(status, num)
+            if found is None or found[0] not in ("knob", "button") or found[1].param not in slot_of:
                 continue
-            b = mapper._find(mapper._note_buttons, ch, num)
-            if b is not None and b.param in slot_of:
-                for status in (0x80, 0x90):
-                    table[((status | (ch - 1)) << 7) | num] = (slot_of[b.param], _mode(b), None)
+            what, b = found
+            if what == "knob":
+                p = PARAMS[b.param]
+                values = tuple(bool(p.from_unit(v / 127.0, b.min, b.max, b.curve)) for v in range(128))
+                table[(status << 7) | num] = (slot_of[b.param], KNOB, values)
+            else:
+                table[(status << 7) | num] = (slot_of[b.param], _mode(b), None)
     return table
 
 

@@ -27,8 +27,7 @@ from sidlive.controls import ControlEvent, Controls, ControlState
 from sidlive.daemon import EV_KEYS, EV_MUTE, EV_NAMES, EV_PANIC, AudioEngine
 from sidlive.genthread import GeneratorThread, GenRequest
 from sidlive.keyvoice import KeyVoice, NoteEvent
-from sidlive.loops import PRESETS_DIR as LOOPS_DIR
-from sidlive.loops import Arrangement, LoopError, LoopLibrary
+from sidlive.loops import PRESETS_DIR as LOOPS_DIR, Arrangement, LoopError, LoopLibrary
 from sidlive.midilane import Waker
 from sidlive.outputs import NullOutput
 from sidlive.ring import FrameRing
