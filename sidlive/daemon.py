@@ -101,6 +101,7 @@ class AudioEngine:
         self.played_n = 0              # frames written to `played` (single writer: the audio thread)
         self.keys = None               # keyvoice.KeySnapshot or None: swapped by the control thread
         self._keys_seen = None
+        self.fx = None                 # fx.FxHost or None: set before the stream starts
 
     # ------------------------------------------------------------------ audio thread
     def callback(self, outdata, frames, time_info, status) -> None:
@@ -129,6 +130,9 @@ class AudioEngine:
             return
         self.renderer.read_into(i16)
         np.multiply(i16, self._scale, out=f32, dtype=np.float32)
+        fx = self.fx
+        if fx is not None:
+            fx.process(f32)            # the effects chain in place (the recording stays dry)
         for c in range(outdata.shape[1]):
             outdata[:, c] = f32
         if self.recorder is not None:

@@ -1,5 +1,5 @@
-"""Effects with pyo: a chain described in presets/fx/*.toml, live beside the daemon (a pyo
-JACK client between our output and the speakers) and offline (`sidlive render --fx`,
+"""Effects with pyo: a chain described in presets/fx/*.toml, live inside the daemon's
+audio callback (pyo's embedded server, `FxHost`) and offline (`sidlive render --fx`,
 pyo's offline server). See docs/fx.md.
 
     name = "Dub"
@@ -20,6 +20,8 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+
+import numpy as np
 
 from sidlive.tomldoc import parse_toml, read_text
 
@@ -205,87 +207,83 @@ def render_fx(dry_wav: str | Path, out_wav: str | Path, chain: FxChain, tail_s: 
             "fx_realtime_factor": dur / max(cpu, 1e-9)}
 
 
-def _jack(*args: str) -> str:
-    import subprocess
-    try:
-        r = subprocess.run(args, capture_output=True, text=True, timeout=5.0)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise FxError(f"effects: {args[0]} failed ({e}); the JACK tools come with jackd2") from None
-    if r.returncode != 0:
-        raise FxError(f"effects: {' '.join(args)} failed: {(r.stderr or r.stdout).strip()}")
-    return r.stdout
-
-
-def jack_connections() -> dict[str, list[str]]:
-    """port -> the ports it is connected to (jack_lsp -c)."""
-    out: dict[str, list[str]] = {}
-    port = None
-    for line in _jack("jack_lsp", "-c").splitlines():
-        if line.startswith((" ", "\t")):
-            if port is not None:
-                out[port].append(line.strip())
-        elif line.strip():
-            port = line.strip()
-            out[port] = []
-    return out
-
-
 class FxHost:
-    """The chain live: pyo as its own JACK client (`sidlive-fx`) between our stream's
-    outputs (PortAudio:out_*) and the ports they were connected to (the speakers). pyo
-    processes in its own JACK thread, in the same JACK cycle as our callback (it follows
-    it in the graph), so it adds no latency and never runs inside our callback.
-    `set(name, value)` from the control thread; `close()` twice is safe and puts the
-    direct connections back."""
+    """The chain live, inside our own audio callback: pyo's embedded server (no JACK client
+    of its own, no thread of its own). `process(block)` runs on the audio thread: the
+    block goes into pyo's input buffer, pyo computes it (a direct call into its C
+    callback that keeps the GIL the callback already holds: nothing to wait for) and the
+    wet block comes back in place. Zero added latency, the same on every output (JACK,
+    ALSA, the null output), no second client for JACK to schedule. `set(name, value)`
+    from the control thread lands between two blocks (both sides hold the GIL). `close()`
+    once the stream has stopped; twice is safe."""
 
-    def __init__(self, chain: FxChain, rate_hz: int = 48_000, block_frames: int = 256, bypass: bool = True,
-                 client: str = "sidlive-fx", source_prefix: str = "PortAudio:out_"):
+    def __init__(self, chain: FxChain, rate_hz: int = 48_000, block_frames: int = 256, bypass: bool = True):
+        import builtins
+        import ctypes
+
         pyo = import_pyo()
-        self.chain, self.client, self.source_prefix = chain, client, source_prefix
-        self.routes: list[tuple[str, str]] = []
-        self.closed = False
-        self.server = pyo.Server(sr=rate_hz, nchnls=2, ichnls=1, buffersize=block_frames, duplex=1,
-                                 audio="jack", jackname=client, verbosity=1)
-        self.server.setJackAuto(False, False)
+        if not 16 <= block_frames <= 8192:
+            raise FxError(f"effects block_frames: {block_frames} is out of range 16..8192")
+        self.chain, self.closed = chain, False
+        self.buffer_frames = bs = int(block_frames)
+        self.server = pyo.Server(sr=rate_hz, nchnls=1, ichnls=1, buffersize=bs, duplex=1,
+                                 audio="embedded", verbosity=1)
         self.server.deactivateMidi()
         self.server.boot()
         if not self.server.getIsBooted():
-            raise FxError("effects: pyo could not join the JACK server")
+            raise FxError("effects: pyo's embedded server did not boot")
         self.input = pyo.Input(chnl=0)
         self.graph = FxGraph(pyo, chain, self.input, bypass=bypass)
-        self.output = pyo.Mix(self.graph.out, voices=2).out()
+        self.graph.out.out()
         self.server.start()
+        sample = ctypes.c_double if hasattr(builtins, "pyo_use_double") else ctypes.c_float  # pyo's MYFLT
+        self._in = np.ctypeslib.as_array((sample * bs).from_address(int(self.server.getInputAddr(), 16)))
+        self._out = np.ctypeslib.as_array((ctypes.c_float * bs).from_address(int(self.server.getOutputAddr(), 16)))
+        # PYFUNCTYPE: the call keeps the GIL (a CFUNCTYPE call would drop it and pyo would wait to take it back)
+        self._run = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(int(self.server.getEmbedICallbackAddr(), 16))
+        self._arg = ctypes.c_void_p(int(self.server.getServerAddr(), 16))
+        # Counters (single writer: the audio thread).
+        self.blocks = 0
+        self.dry_blocks = 0            # blocks not a multiple of buffer_frames: passed on dry, counted
+        self.time_s = 0.0
+        self.max_s = 0.0
 
-    def route(self) -> list[tuple[str, str]]:
-        """Reroute: each PortAudio:out_k -> speaker connection goes through the chain
-        (out_0 into the chain's input; the chain's outputs to those speakers)."""
-        conns = jack_connections()
-        ours = sorted(p for p in conns if p.startswith(self.source_prefix))
-        if not ours:
-            raise FxError(f"effects: no JACK output ports {self.source_prefix}* to route through {self.client}")
-        targets = [t for p in ours for t in conns[p]]
-        for p in ours:
-            for t in conns[p]:
-                _jack("jack_disconnect", p, t)
-        self.routes = [(p, t) for p in ours for t in conns[p]]
-        _jack("jack_connect", ours[0], f"{self.client}:input_1")
-        for k, t in enumerate(dict.fromkeys(targets)):
-            _jack("jack_connect", f"{self.client}:output_{k % 2 + 1}", t)
-        return self.routes
+    def process(self, block) -> None:
+        """Audio thread: the float32 block in place, dry -> wet. Allocates no arrays."""
+        if self.closed:
+            return
+        t0 = time.perf_counter()
+        n, bs = len(block), self.buffer_frames
+        if n == bs:
+            np.copyto(self._in, block)
+            self._run(self._arg)
+            np.copyto(block, self._out)
+        elif n % bs == 0:
+            for k in range(0, n, bs):
+                np.copyto(self._in, block[k:k + bs])
+                self._run(self._arg)
+                np.copyto(block[k:k + bs], self._out)
+        else:
+            self.dry_blocks += 1
+            return
+        dt = time.perf_counter() - t0
+        self.blocks += 1
+        self.time_s += dt
+        if dt > self.max_s:
+            self.max_s = dt
+
+    def stats(self) -> dict:
+        return {"chain": self.chain.name, "blocks": self.blocks, "dry_blocks": self.dry_blocks,
+                "ms_per_block": round(self.time_s / max(self.blocks, 1) * 1e3, 4),
+                "max_ms": round(self.max_s * 1e3, 3)}
 
     def set(self, name: str, value) -> bool:
         return self.graph.set(name, value)
 
     def close(self) -> None:
+        """After the stream has stopped (the callback must not be inside `process`)."""
         if self.closed:
             return
         self.closed = True
-        try:
-            for p, t in self.routes:       # the direct connections back
-                try:
-                    _jack("jack_connect", p, t)
-                except FxError:
-                    pass
-        finally:
-            self.server.stop()
-            self.server.shutdown()
+        self.server.stop()
+        self.server.shutdown()

@@ -73,7 +73,7 @@ def stats(d, rec: dict | None = None) -> dict:
                           "notes": d.keyvoice.notes_played, "dropped": d.notes_dropped}
                          if d.keyvoice is not None else None),
             "asid": d.asid.stats() if d.asid is not None else None,
-            "fx": ({"chain": d.fx.chain.name, "routes": len(d.fx.routes), "bypass": d.controls.state.fx_bypass}
+            "fx": ({**d.fx.stats(), "bypass": d.controls.state.fx_bypass}
                    if d.fx is not None else None),
             "controls_rejected": d.controls.rejected, "events_lost": d.events_lost,
             "recording": rec, "messages": len(d.messages)}

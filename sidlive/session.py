@@ -53,7 +53,7 @@ class LiveConfig:
     midi: str | None = "virtual"         # "virtual", a port name, or None / "none"
     asid: str | None = None              # ASID out: None (off), "virtual" (a sidlive:asid port) or a port name
     asid_lead_s: float = 0.0             # send ASID frames this much before the speakers play them
-    fx: str | None = None                # effects chain: a presets/fx name or a .toml (JACK output only)
+    fx: str | None = None                # effects chain: a presets/fx name or a .toml (any output)
     fx_on: bool = False                  # start with the chain in (default: bypassed)
     osc_host: str = "127.0.0.1"
     osc_port: int | None = 9000          # None: no OSC; 0: any free port
@@ -225,6 +225,8 @@ class LiveDaemon(SessionIO):
         self._open_midi(startup=True)   # before the stream: a JACK client joining later can cause an xrun
         self._open_osc()
         self._open_asid()
+        if self.fx_chain is not None:
+            self._open_fx()             # before the stream: the callback finds it in place
         self.output = self._open_output()
         gc.collect()
         gc.freeze()
@@ -244,8 +246,6 @@ class LiveDaemon(SessionIO):
                 raise NoAudioDevice(f"audio output {self.output.name} would not start ({err})") from None
             self.message(f"audio output {self.output.name} would not start ({err}): running on the null output")
             self.output = NullOutput(self.engine.callback, cfg.rate_hz, cfg.block_frames).start()
-        if self.fx_chain is not None:
-            self._open_fx()
         if cfg.rt_priority > 0:
             self.rt_threads = set_realtime(self._python_threads(), cfg.rt_priority)
         return self
@@ -408,8 +408,8 @@ class LiveDaemon(SessionIO):
             self._thread.join(timeout=2.0)
         if self.output is not None:
             self.output.stop()
-        if self.fx is not None and not self.jack_died:
-            self.fx.close()
+        if self.fx is not None:
+            self.fx.close()            # the stream has stopped: no callback is inside it
         self.genthread.stop()
         if self.asid is not None and not self.jack_died:
             self.asid.stop()   # sends what has played, then ASID stop

@@ -88,24 +88,19 @@ class SessionIO:
         self.message(f"ASID out: {out.name}")
 
     def _open_fx(self) -> None:
-        """The effects chain as a pyo JACK client after our stream; without a JACK output
-        the session plays dry and says so."""
+        """The effects chain inside the audio callback (pyo's embedded server), on any
+        output; if pyo fails the session plays dry and says so."""
         from sidlive.fx import FxError, FxHost
-        out, chain = self.output, self.fx_chain
-        if not isinstance(out, StreamOutput) or not out.name.startswith("jack:"):
-            self.message(f"effects {chain.name!r}: need the JACK output (--audio jack); playing dry")
-            return
+        chain = self.fx_chain
         try:
             self.fx = FxHost(chain, self.cfg.rate_hz, self.cfg.block_frames, bypass=self.controls.state.fx_bypass)
-            routes = self.fx.route()
         except (FxError, OSError) as e:
             self.message(f"effects {chain.name!r}: {e}; playing dry")
-            if self.fx is not None:
-                self.fx.close()
-                self.fx = None
             return
+        self.engine.fx = self.fx
         state = "bypassed (fx_bypass 0 turns it on)" if self.controls.state.fx_bypass else "on"
-        self.message(f"effects {chain.name!r} via {self.fx.client} into {', '.join(t for _, t in routes)}: {state}")
+        self.message(f"effects {chain.name!r} in the audio callback "
+                     f"({' > '.join(k for k, _ in chain.effects)}): {state}")
 
     def _open_osc(self) -> None:
         if self.cfg.osc_port is None:

@@ -265,7 +265,8 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         c0, t0 = time.process_time(), time.perf_counter()
         sent = _flood(out, flood_messages(cmap, len(daemon.library.loops), rng), cc_rate_hz, seconds)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.fx.chain.name if daemon.fx else None, "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
+        fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.fx.chain.name if daemon.fx else None,
+               "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
                "midi_sent": sent, "realtime_jack": realtime, "block_frames": cfg.block_frames,
                "half_block_ms": round(cfg.block_frames / cfg.rate_hz * 500, 3),
                "blocks": e.blocks - base["blocks"], "audio_underruns": e.audio_underruns - base["au"],
@@ -282,7 +283,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         server.stop()
     fig.update({k: stats[k] for k in ("callback_ms_p50", "callback_ms_p99", "callback_ms_p999", "callback_ms_max",
                                       "generator_fps", "loop_primes", "loop_primes_abandoned", "rt_threads",
-                                      "midi", "recording", "events_lost", "controls_rejected")})
+                                      "midi", "recording", "events_lost", "controls_rejected", "fx")})
     fig["session_audio_underruns"] = stats["audio_underruns"]
     fig["session_ring_underruns"] = stats["ring_underruns"]
     fig["messages"] = len(messages)

@@ -1,13 +1,13 @@
-"""Effects with pyo: presets, the offline render (--fx) and the live chain on JACK."""
+"""Effects with pyo: presets, the offline render (--fx) and the live chain in the audio callback."""
 from __future__ import annotations
 
-import time
+import subprocess
 
 import numpy as np
 import pytest
 
 from sidlive import render
-from sidlive.fx import EFFECTS, FxError, find_chain, jack_connections, parse_chain, preset_paths
+from sidlive.fx import EFFECTS, FxError, find_chain, parse_chain, preset_paths
 from sidlive.wav import read_wav
 
 pytest.importorskip("pyo")
@@ -75,7 +75,68 @@ def test_render_with_fx_keeps_the_dry_take_and_adds_the_tail(tmp_path, capsys):
     assert "tail_s: 99.0 is out of range 0..30 s" in capsys.readouterr().err
 
 
-def test_live_chain_on_jack_routes_through_pyo_and_follows_controls(jack, model_path, tmp_path, wait):
+def test_live_chain_in_the_callback_is_the_offline_chain(model_path, tmp_path, wait):
+    """The engine's callback runs the chain in place over what it renders: its output is
+    what `sidlive render --fx` (pyo's offline server) makes of the dry take it recorded."""
+    from sidlive.fx import FxHost, render_fx
+    from sidlive.recording import Recorder
+    from tests.sidlive.test_daemon import Rig
+
+    (tmp_path / "fx.toml").write_text(DUB)
+    chain = find_chain(tmp_path / "fx.toml")
+    rec = Recorder(tmp_path / "take", rate_hz=48_000, block_frames=256, meta={"extra": {"subframes": 4}}).start()
+    rig = Rig(model_path, recorder=rec)
+    fx = FxHost(chain, 48_000, 256, bypass=False)
+    rig.engine.fx = fx
+    wet = []
+    try:
+        for _ in range(400):                                          # 2.1 s
+            rig.blocks(1, wait)
+            wet.append(rig.out[:, 0].copy())
+    finally:
+        rig.close()
+        rec.close()
+        fx.close()
+    wet = np.concatenate(wet)
+    dry, _ = read_wav(tmp_path / "take.wav")
+    assert len(dry) == len(wet) and np.ptp(dry) > 2000, "the model played nothing"
+    assert fx.blocks == 400 and fx.dry_blocks == 0 and fx.max_s > 0.0
+    render_fx(tmp_path / "take.wav", tmp_path / "off.wav", chain, tail_s=0.0)
+    off, _ = read_wav(tmp_path / "off.wav")
+    live = np.round(wet * 32767).astype(np.int64)
+    n = min(len(off), len(live))
+    assert n >= len(live) - 256
+    err = np.abs(live[:n] - off[:n].astype(np.int64))
+    assert err.max() <= 2, err.max()                                 # the 16-bit WAV's rounding
+    echo = np.abs(live[:n] - dry[:n].astype(np.int64))
+    assert echo.max() > 1000                                         # and it is not the dry signal
+
+
+def test_fx_host_bypass_blocks_and_close(tmp_path):
+    from sidlive.fx import FxHost
+    fx = FxHost(find_chain("dub"), 48_000, 256, bypass=True)
+    x = (np.random.default_rng(1).standard_normal(256 * 8) * 0.2).astype(np.float32)
+    y = x.copy()
+    fx.process(y[:256])                     # the server's first block fades in
+    fx.process(y[256:768])                  # two pyo buffers in one callback block
+    assert np.abs(y[256:768] - x[256:768]).max() < 1e-6                # bypassed: the dry signal (-120 dB)
+    fx.set("fx_bypass", False)
+    fx.process(y[768:1024])
+    fx.process(y[1024:1024 + 100])          # not a multiple of 256: passed on dry, counted
+    assert np.array_equal(y[1024:1124], x[1024:1124]) and fx.dry_blocks == 1 and fx.blocks == 3
+    fx.process(y[1124:1380])
+    assert np.abs(y[1124:1380] - x[1124:1380]).max() > 0.01             # the chain is in
+    assert fx.stats()["chain"] == "Dub" and fx.stats()["blocks"] == 4
+    fx.close()
+    fx.close()                                                        # twice is safe
+    z = x[:256].copy()
+    fx.process(z)                                                     # closed: untouched
+    assert np.array_equal(z, x[:256])
+    with pytest.raises(FxError, match="block_frames: 8 is out of range 16..8192"):
+        FxHost(find_chain("dub"), 48_000, 8)
+
+
+def test_live_chain_on_jack_runs_in_our_callback_and_follows_controls(jack, model_path, tmp_path, wait):
     from sidlive.controls import ControlEvent
     from sidlive.jackserver import portaudio_jack_device
     from tests.sidlive.test_daemon import _daemon
@@ -85,38 +146,33 @@ def test_live_chain_on_jack_routes_through_pyo_and_follows_controls(jack, model_
     d, msgs = _daemon(model_path, tmp_path, audio="jack", fx="dub")
     d.start()
     try:
-        assert d.fx is not None, msgs
-        conns = jack_connections()
-        assert conns["sidlive-fx:input_1"] == ["PortAudio:out_0"], conns          # our output feeds the chain
-        assert conns["system:playback_1"] == ["sidlive-fx:output_1"], conns       # the chain feeds the speakers
-        assert conns["system:playback_2"] == ["sidlive-fx:output_2"], conns
-        import pyo
-        peak = pyo.PeakAmp(d.fx.graph.out)
+        assert d.fx is not None and d.engine.fx is d.fx, msgs
         assert d.fx.graph.wet_amount.value == 0.0                     # bypassed by default
         d.post(ControlEvent("fx_bypass", False))
         d.post(ControlEvent("fx_delay_time_ms", 500.0))
         assert wait(lambda: d.fx.graph.wet_amount.value == 1.0)
         assert wait(lambda: abs(d.fx.graph.sigs["fx_delay_time_ms"][0].value - 0.5) < 1e-9)
-        assert wait(lambda: peak.get() > 0.0, timeout_s=10), "no audio through the chain"
         assert wait(lambda: d.engine.frames_played > 100, timeout_s=15)
+        clients = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5).stdout
     finally:
         st = d.stop()
-    assert st["fx"] == {"chain": "Dub", "routes": 2, "bypass": False}
-    assert any("effects 'Dub' via sidlive-fx" in m for m in msgs)
+    assert not any(p.startswith("sidlive-fx") for p in clients.split())   # no JACK client of its own
+    assert st["fx"]["chain"] == "Dub" and st["fx"]["bypass"] is False
+    assert st["fx"]["blocks"] > 100 and st["fx"]["dry_blocks"] == 0
+    assert any(m.startswith("effects 'Dub' in the audio callback (filter > delay > reverb): bypassed") for m in msgs), msgs
     d.fx.close()                                                      # twice is safe
-    time.sleep(0.2)
-    assert not any(p.startswith("sidlive-fx") for p in jack_connections())
 
 
-def test_live_without_jack_plays_dry_and_says_so(model_path, tmp_path):
+def test_live_chain_on_the_null_output_and_a_bad_preset(model_path, tmp_path, wait):
     from tests.sidlive.test_daemon import _daemon
-    d, msgs = _daemon(model_path, tmp_path, audio="null", fx="room", record=tmp_path / "s.wav")
+    d, msgs = _daemon(model_path, tmp_path, audio="null", fx="room", fx_on=True, record=tmp_path / "s.wav")
     d.start()
     try:
-        assert d.fx is None
+        assert d.fx is not None and d.engine.fx is d.fx
+        assert wait(lambda: d.fx.blocks > 50, timeout_s=15)
     finally:
-        d.stop()
-    assert any("need the JACK output" in m and "playing dry" in m for m in msgs)
+        st = d.stop()
+    assert st["fx"]["dry_blocks"] == 0 and st["fx"]["bypass"] is False
     d2, _ = _daemon(model_path, tmp_path, fx="nope")
     from sidlive.session import LiveError
     with pytest.raises(LiveError, match="no such preset"):
