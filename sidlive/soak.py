@@ -10,7 +10,9 @@ the daemon (LiveDaemon) on a sounddevice stream on it, a JACK MIDI output port
  1. soak: for the given time, a flood of `cc_rate_hz` MIDI messages over every control
     the controller map binds (knobs: random values; buttons: press/release; program
     changes over the loops). Figures: PortAudio output_underflow count, ring underruns,
-    callback p50/p99/max vs half the block period, process CPU %, MIDI in/lost.
+    callback p50/p99/max vs half the block period, process CPU %, MIDI in/lost, JACK's
+    xruns by the client it blamed, and the VM's CPU steal time over the run with how many
+    underruns fell next to it (`vm_steal`, steal.py).
  2. latency: `probes` each of temperature (knob), reseed and mute (buttons), one every
     ~0.25 s, flood off. From the MIDI send (perf_counter) to the first sample of the first
     frame generated after the resulting rollback (temperature, reseed) or of the first
@@ -36,6 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from sidlive.steal import StealMonitor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONTROLLER = REPO / "presets" / "controllers" / "korg_nanokontrol2.toml"
@@ -262,9 +266,14 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
             f"controls of {cmap.name}; model {model}")
         e = daemon.engine
         base = {"blocks": e.blocks, "au": e.audio_underruns, "ru": daemon.ring.underruns, "xr": server.xruns()}
+        steal = StealMonitor().start()
         c0, t0 = time.process_time(), time.perf_counter()
         sent = _flood(out, flood_messages(cmap, len(daemon.library.loops), rng), cc_rate_hz, seconds)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        steal.stop()
+        block_s = cfg.block_frames / cfg.rate_hz
+        under_t = [t0 + (int(b) - base["blocks"]) * block_s for b in e.underrun_blocks
+                   if b >= base["blocks"]]
         fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.fx.chain.name if daemon.fx else None,
                "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
                "midi_sent": sent, "realtime_jack": realtime, "block_frames": cfg.block_frames,
@@ -273,6 +282,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
                "ring_underruns": daemon.ring.underruns - base["ru"], "cpu_percent": round(100 * cpu / wall, 1),
                "underrun_blocks": [int(b) - base["blocks"] for b in e.underrun_blocks if b >= 0][:16],
                "jack_xruns_by_client": _since(server.xruns(), base["xr"]),
+               "vm_steal": steal.summary(under_t),
                "controls_published": len(daemon.publish_log), "rollbacks": daemon.ring.rollbacks}
         fig["latency"] = measure_latency(daemon, out, cmap, probes, rng, log) if probes else None
     finally:
@@ -347,11 +357,12 @@ def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames:
     from sidlive.jackserver import JackServer, portaudio_jack_device
     server = JackServer(realtime=realtime, period_frames=block_frames).start()
     server.activate()
-    st = {"blocks": 0, "audio_underruns": 0}
+    st = {"blocks": 0, "audio_underruns": 0, "t": []}
 
     def callback(out, frames, time_info, status):
         if status.output_underflow:
             st["audio_underruns"] += 1
+            st["t"].append(time.perf_counter())
         out.fill(0)
         st["blocks"] += 1
 
@@ -364,9 +375,12 @@ def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames:
         stream.start()
         time.sleep(1.0)
         blocks0, under0, xr0 = st["blocks"], st["audio_underruns"], server.xruns()   # after start-up
+        steal = StealMonitor().start()
         time.sleep(seconds)
+        steal.stop()
         res = {"blocks": st["blocks"] - blocks0, "audio_underruns": st["audio_underruns"] - under0,
-               "jack_xruns_by_client": _since(server.xruns(), xr0)}
+               "jack_xruns_by_client": _since(server.xruns(), xr0),
+               "vm_steal": steal.summary(st["t"][under0:])}
         stream.stop()
         stream.close()
     finally:
