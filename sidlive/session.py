@@ -144,7 +144,8 @@ class LiveDaemon(SessionIO):
             if hasattr(self, "_switch_interval"):
                 sys.setswitchinterval(self._switch_interval)
                 gc.unfreeze()
-            for closer in (getattr(self.genthread, "stop", None) if hasattr(self, "genthread") else None,
+            for closer in (getattr(self.output, "stop", None),   # first: no callback inside the chain
+                           getattr(self.genthread, "stop", None) if hasattr(self, "genthread") else None,
                            getattr(self.recorder, "close", None), getattr(self.osc, "close", None),
                            getattr(self.asid, "stop", None), getattr(self.fx, "close", None),
                            getattr(self.midi, "close", None)):
