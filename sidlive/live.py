@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(a sidlive:asid port) or an output port name")
     ap.add_argument("--asid-lead-ms", type=float, default=0.0, help="send ASID frames this much before the "
                                                                      "speakers play them (hardware delay; 0..1000)")
-    ap.add_argument("--fx", default=None, help="effects chain (pyo, in the audio callback, any output): a presets/fx name or a .toml; "
-                                               "bypassed until fx_bypass is set to 0 (or --fx-on)")
+    ap.add_argument("--fx", default=None, help="effects chain (pyo, in the audio callback, any output): "
+                                               "a presets/fx name or a .toml; bypassed until fx_bypass "
+                                               "is set to 0 (or --fx-on)")
     ap.add_argument("--fx-on", action="store_true", help="start with the effects chain in")
     ap.add_argument("--headless", action="store_true", help="no view; controls over OSC; print a JSON line at exit")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")

@@ -273,7 +273,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         steal.stop()
         block_s = cfg.block_frames / cfg.rate_hz
         under_t = [t0 + (int(b) - base["blocks"]) * block_s for b in e.underrun_blocks
-                   if b >= base["blocks"]]
+                   if b >= base["blocks"]]       # the engine logs the first 64: vm_steal's `events`
         fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.fx.chain.name if daemon.fx else None,
                "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
                "midi_sent": sent, "realtime_jack": realtime, "block_frames": cfg.block_frames,

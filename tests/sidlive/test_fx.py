@@ -159,7 +159,8 @@ def test_live_chain_on_jack_runs_in_our_callback_and_follows_controls(jack, mode
     assert not any(p.startswith("sidlive-fx") for p in clients.split())   # no JACK client of its own
     assert st["fx"]["chain"] == "Dub" and st["fx"]["bypass"] is False
     assert st["fx"]["blocks"] > 100 and st["fx"]["dry_blocks"] == 0
-    assert any(m.startswith("effects 'Dub' in the audio callback (filter > delay > reverb): bypassed") for m in msgs), msgs
+    opened = "effects 'Dub' in the audio callback (filter > delay > reverb): bypassed"
+    assert any(m.startswith(opened) for m in msgs), msgs
     d.fx.close()                                                      # twice is safe
 
 
