@@ -14,7 +14,7 @@ APT_TEST := $(APT_RUN) jackd2 goattracker sidplayfp
 .PHONY: demo test sysdeps-run sysdeps-test venv-run venv-test clean
 
 demo: sysdeps-run $(VENV)/.stamp-run
-	$(VPY) -m sidlive.demo --out $(DEMO_OUT)
+	$(VPY) -m sidlive.commands.demo --out $(DEMO_OUT)
 
 test: sysdeps-test $(VENV)/.stamp-test
 	JACK_NO_AUDIO_RESERVATION=1 $(VPY) -m pytest -q tests; rc=$$?; \

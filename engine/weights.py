@@ -1,6 +1,6 @@
 """A .sidm file laid out for the Numba kernels: flat int8 / float32 blobs plus a layout table.
 
-`load_model(path)` reads the file with training/sidm.py (numpy only, no PyTorch), runs the
+`load_model(path)` reads the file with engine/sidm.py (numpy only, no PyTorch), runs the
 engine's own checks on top of that reader's (every 2-D tensor int8 with one positive finite
 scale per row, every 1-D tensor float32 and finite, a config the engine can run), and packs:
 
@@ -13,7 +13,7 @@ scale per row, every 1-D tensor float32 and finite, a config the engine can run)
 
 Tensor slots (rows of `lay`): the E_* constants, then 8 per global block (B_* + E_BLOCKS +
 8 * i), then 8 per local block (after the global ones). Dequantized weight: w[i, j] =
-WF[lay[e, 3] + i] * float32(W8[lay[e, 0] + i * cols + j]), exactly training.sidm's.
+WF[lay[e, 3] + i] * float32(W8[lay[e, 0] + i * cols + j]), exactly engine.sidm's.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from sidlive.frames import NUM_REGS
-from training.config import ModelConfig, param_shapes
-from training.sidm import DT_F32, DT_I8_ROWS, SidmFormatError, load_sidm
+from engine.config import ModelConfig, param_shapes
+from engine.sidm import DT_F32, DT_I8_ROWS, SidmFormatError, load_sidm
 
 # tensor slots
 # (np.int64, not int: Numba would compile one specialization per literal slot number)

@@ -1,5 +1,5 @@
 import sys
 
-from sidlive.cli import main
+from sidlive.commands.cli import main
 
 sys.exit(main())

@@ -1,9 +1,11 @@
-"""Shared test fixtures. Tests needing ../shared skip with a reason when it is absent."""
+"""Shared test fixtures: the shared data folder (tests needing ../shared skip with a reason when it is
+absent) and tiny models exported by the training pipeline (real engine, real files)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from sidlive.shared import hvsc_root, shared_dir
+from sidlive.paths import hvsc_root, shared_dir
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +22,66 @@ def hvsc():
     if d is None:
         pytest.skip("../shared/hvsc/C64Music is absent: real-tune tests need the HVSC subset")
     return d
+
+
+TINY = dict(context_frames=16, d_global=32, n_layers_global=2, n_heads_global=2, mlp_mult_global=2,
+            d_local=16, n_layers_local=2, n_heads_local=2, mlp_mult_local=2, d_readout=32,
+            composers=("any", "Rob Hubbard", "Martin Galway"), init_std=0.4, copy_bonus_init=-5.0)
+
+
+def walk(n: int, seed: int = 0, p_change: float = 0.25) -> np.ndarray:
+    """Random frames where each register changes with probability p_change."""
+    rng = np.random.default_rng(seed)
+    fr = np.zeros((n, 25), np.uint8)
+    fr[0] = rng.integers(0, 256, 25)
+    for t in range(1, n):
+        fr[t] = fr[t - 1]
+        ch = rng.random(25) < p_change
+        fr[t, ch] = rng.integers(0, 256, ch.sum())
+    return fr
+
+
+def export_tiny(path, seed: int = 11, **overrides):
+    """A seeded tiny SidModel exported to path; returns the PyTorch model on the dequantized weights."""
+    torch = pytest.importorskip("torch")
+    from engine.config import ModelConfig
+    from training.export import export_model, model_from_sidm
+    from training.model import SidModel
+    torch.manual_seed(seed)
+    export_model(SidModel(ModelConfig(**(TINY | overrides))), path, {"source": "engine test"}, log=None)
+    return model_from_sidm(path)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """(path of the .sidm, PyTorch model with its dequantized weights)."""
+    path = tmp_path_factory.mktemp("engine") / "tiny.sidm"
+    return path, export_tiny(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_all(tmp_path_factory):
+    """The same with local_events = "all" (a token for every register)."""
+    path = tmp_path_factory.mktemp("engine") / "tiny_all.sidm"
+    return path, export_tiny(path, seed=12, local_events="all", context_frames=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_np(tmp_path_factory):
+    """A torch-free tiny model (numpy random init) for tests that need no reference."""
+    from sidlive.measure.enginebench import random_model
+    from engine.config import ModelConfig
+    path = tmp_path_factory.mktemp("engine") / "tiny_np.sidm"
+    return random_model(path, ModelConfig(**TINY), seed=5)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory, request):
+    torch = pytest.importorskip("torch")
+    from engine.config import ModelConfig
+    from training.export import export_model
+    from training.model import SidModel
+    torch.manual_seed(11)
+    path = tmp_path_factory.mktemp("model") / "tiny.sidm"
+    export_model(SidModel(ModelConfig(**TINY)), path, {"source": f"test {request.module.__name__}"}, log=None)
+    return path

@@ -49,7 +49,7 @@ period P covers frames [i, i + r + P) for a run of r consecutive repeating frame
 collapse is such a stretch with P <= max_period_s and length > min_repeat_s.
 
 `python -m training.census PATH... [--sample N] [--seconds 60] [--json]` measures real tunes
-(.sid files dumped with training.dump at their Songlengths length, cut to --seconds).
+(.sid files dumped with sidlive.c64.dump at their Songlengths length, cut to --seconds).
 """
 from __future__ import annotations
 
@@ -405,7 +405,7 @@ def _load_sequences(paths: list[str], seconds: float, sample: int | None):
     for f in files:
         try:
             if f.suffix.lower() == ".sid":
-                from training.dump import dump_tune
+                from sidlive.c64.dump import dump_tune
                 # the tune's own length (Songlengths.md5), cut to `seconds`: no silence after its end
                 yield str(f), dump_tune(f).regs[:int(round(seconds * PAL_FRAME_RATE_HZ))], None
             else:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sidlive.frames import NUM_REGS
-from training.config import ANY_COMPOSER, normalize_composer
+from engine.config import ANY_COMPOSER, normalize_composer
 
 VOICE_REGS = 7
 RES_FILT, MODE_VOL = 0x17, 0x18

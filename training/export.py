@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.config import ModelConfig
-from training.sidm import load_sidm, write_sidm
+from engine.config import ModelConfig
+from engine.sidm import load_sidm, write_sidm
 
 
 def export(ckpt_path: str | Path, out_path: str | Path, log=print) -> list[dict]:

@@ -4,7 +4,7 @@ and seeds (the keyboard voice of sidlive live, issue #6).
 
     python -m training.jam presets/models/default.sidm [--n 10] [--seconds 30] [--voice 1] [--json]
 
-The bassline is played through sidlive.keyvoice exactly as the live overlay plays it
+The bassline is played through sidlive.control.keyvoice exactly as the live overlay plays it
 (note -> PAL frequency, a gate-off frame before each retriggered attack), forced frame by
 frame into the engine's sampler; the prompts are the shipped loops (presets/loops), so
 the check needs no dataset. Reported: note onsets per second on the other voices (the
@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from sidlive.frames import PAL_FRAME_RATE_HZ, load
-from sidlive.keyvoice import KeyboardConfig, frames_for
+from sidlive.control.keyvoice import KeyboardConfig, frames_for
 from training.census import census
+from sidlive.paths import LOOPS_DIR
 
-REPO = Path(__file__).resolve().parents[1]
-LOOPS = REPO / "presets" / "loops"
 # An A-minor riff, 8th notes at 125 BPM (12 frames per step), each held 9 frames.
 RIFF = (33, 45, 33, 43, 29, 41, 36, 40, 31, 43, 31, 38, 28, 40, 35, 44)
 STEP_FRAMES, HOLD_FRAMES = 12, 9
@@ -45,15 +44,15 @@ def bassline_events(n_frames: int, riff=RIFF, step: int = STEP_FRAMES, hold: int
 def run_jam(model_path, n: int = 10, seconds: float = 30.0, voice: int = 1, temperature: float | None = None,
             seed: int = 2000, prompt_seconds: float = 3.0) -> dict:
     from engine.generator import Generator
-    from sidlive.controls import PARAMS
+    from sidlive.control.params import PARAMS
     g = Generator(model_path, log=None)
     g.set_sampling(temperature=PARAMS["temperature"].default if temperature is None else temperature)
     n_frames = int(round(seconds * PAL_FRAME_RATE_HZ))
     kcfg = KeyboardConfig(channel=1, voice=voice, waveform="pulse", attack=0, decay=9, release=4)
     mask, forced = frames_for(kcfg, bassline_events(n_frames), n_frames)   # (25,), (N, 25)
-    prompts = [load(p).regs[:int(prompt_seconds * PAL_FRAME_RATE_HZ)] for p in sorted(LOOPS.glob("*.regs"))]
+    prompts = [load(p).regs[:int(prompt_seconds * PAL_FRAME_RATE_HZ)] for p in sorted(LOOPS_DIR.glob("*.regs"))]
     if not prompts:
-        raise FileNotFoundError(f"{LOOPS}: no loops to prompt with")
+        raise FileNotFoundError(f"{LOOPS_DIR}: no loops to prompt with")
     free, jam, verbatim = [], [], True
     row = np.zeros((1, 25), np.uint8)
     for i in range(n):

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.config import ModelConfig, param_shapes
+from engine.config import ModelConfig, param_shapes
 
 LN2 = math.log(2.0)
 

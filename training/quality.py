@@ -151,12 +151,12 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
     import torch  # noqa: PLC0415 (torch only when a model is actually run)
 
     from training import sample
-    from training.config import ModelConfig
+    from engine.config import ModelConfig
     from training.model import SidModel
 
     train_config = None
     if path.suffix == ".sidm":
-        from training.sidm import load_sidm
+        from engine.sidm import load_sidm
         f = load_sidm(path)
         model = SidModel(ModelConfig.from_dict(f.config))
         model.load_export_state(f.dequantized())

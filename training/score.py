@@ -20,7 +20,7 @@ import numpy as np
 
 from sidlive.frames import NUM_REGS, REG_NAMES, Frames, FramesFormatError, load
 from training.baseline import ChangeModel
-from training.config import ANY_COMPOSER, normalize_composer
+from engine.config import ANY_COMPOSER, normalize_composer
 
 
 class TorchScorer:
@@ -58,7 +58,7 @@ def load_scorer(path: str | Path) -> tuple[TorchScorer, ChangeModel | None]:
     path = Path(path)
     if path.suffix == ".sidm":
         from training.export import model_from_sidm
-        from training.sidm import load_sidm
+        from engine.sidm import load_sidm
         meta = load_sidm(path).meta
         base = ChangeModel.from_dict(meta["baseline"]) if "baseline" in meta else None
         return TorchScorer(model_from_sidm(path)), base
@@ -72,7 +72,7 @@ def load_frames(path: str | Path, sid_seconds: float | None = None) -> Frames:
     """A frames file, or a .sid dumped on the fly (length: sid_seconds, else its Songlengths entry)."""
     path = Path(path)
     if path.suffix.lower() == ".sid":
-        from training.dump import dump_tune
+        from sidlive.c64.dump import dump_tune
         try:
             return dump_tune(path, seconds=sid_seconds)
         except (RuntimeError, ValueError) as e:  # DumpError, UnsupportedTune, PsidFormatError

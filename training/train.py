@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 
 from training.baseline import ChangeModel
-from training.config import ModelConfig, TrainConfig, resolve, to_toml
+from engine.config import ModelConfig
+from training.config import TrainConfig, resolve, to_toml
 from training.dataset import Batch, FrameStore, WindowSampler, load_index, split, top_composers
 from training.model import LN2, SidModel, count_params
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.generator import Generator
-from tests.engine.conftest import walk
+from tests.conftest import walk
 
 
 def _gen(path, **kw):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.generator import Generator
-from tests.engine.conftest import walk
+from tests.conftest import walk
 
 torch = pytest.importorskip("torch")
 from training.sample import GlobalCache, generate, global_step, local_frame  # noqa: E402
@@ -116,8 +116,8 @@ def test_golden_output(tmp_path):
 
 
 def test_torch_baseline_is_the_same_model(tiny):
-    """engine/torch_ref.py (the benchmark's PyTorch side) computes what the reference does."""
-    from engine.torch_ref import TorchGenerator
+    """training/torch_ref.py (the benchmark's PyTorch side) computes what the reference does."""
+    from training.torch_ref import TorchGenerator
     path, model = tiny
     prompt = walk(20, seed=9)  # longer than the window
     ref = generate(model, prompt, 10, temperature=0.0, composer=2)

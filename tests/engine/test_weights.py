@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from engine.weights import E_IN_EMB, E_RO_BIAS, load_model, slot
-from training.config import ModelConfig, param_shapes
-from training.sidm import SidmFormatError, load_sidm, write_sidm
-from tests.engine.conftest import TINY
+from engine.config import ModelConfig, param_shapes
+from engine.sidm import SidmFormatError, load_sidm, write_sidm
+from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sidlive.jackserver import JackError, JackServer, jackd_path
+from sidlive.audio.jackserver import JackError, JackServer, jackd_path
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ class JackMidiOuts:
         self.opened = []
 
     def __call__(self, target: str | None, client: str = "tester"):
-        from sidlive.midi import match_port
+        from sidlive.midi.inputs import match_port
 
         out = self._rtmidi.MidiOut(rtapi=self._rtmidi.API_UNIX_JACK, name=client)
         self.opened.append(out)
@@ -124,21 +124,3 @@ def jack_midi_out(jack):
 def wait():
     """`wait(predicate, timeout_s=5.0)`: poll until truthy; returns the value or None."""
     return wait_for
-
-
-# A tiny model exported by the training pipeline, for daemon and soak tests (real engine, real file).
-TINY_MODEL = dict(context_frames=16, d_global=32, n_layers_global=2, n_heads_global=2, mlp_mult_global=2,
-                  d_local=16, n_layers_local=2, n_heads_local=2, mlp_mult_local=2, d_readout=32,
-                  composers=("any", "Rob Hubbard", "Martin Galway"), init_std=0.4, copy_bonus_init=-5.0)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, request):
-    torch = pytest.importorskip("torch")
-    from training.config import ModelConfig
-    from training.export import export_model
-    from training.model import SidModel
-    torch.manual_seed(11)
-    path = tmp_path_factory.mktemp("model") / "tiny.sidm"
-    export_model(SidModel(ModelConfig(**TINY_MODEL)), path, {"source": f"test {request.module.__name__}"}, log=None)
-    return path

@@ -301,7 +301,7 @@ def test_main_on_frames_files(tmp_path, capsys):
 def test_real_tunes_census(hvsc, capsys):
     import json
 
-    pytest.importorskip("training.c64", reason="the 6510 emulator (training.c64) is not built yet")
+    pytest.importorskip("sidlive.c64.machine", reason="the 6510 emulator (sidlive.c64.machine) is not built yet")
     from training.census import main
     tunes = sorted((hvsc / "MUSICIANS" / "H" / "Hubbard_Rob").glob("*.sid"))[:3]
     if not tunes:

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from training.config import normalize_composer
+from engine.config import normalize_composer
 from training.dataset import (DatasetError, FrameStore, WindowSampler, is_validation, load_index, rotate_voices,
                               split, top_composers, transpose, write_synthetic)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from training.config import ModelConfig
+from engine.config import ModelConfig
 from training.export import GOLDEN_FRAMES, export_model, fixture_model, golden_prompt, main, model_from_sidm, write_golden
 from training.sample import generate, incremental_logprobs
-from training.sidm import MAGIC, SidmFormatError, load_sidm, quantize_rows, write_sidm
+from engine.sidm import MAGIC, SidmFormatError, load_sidm, quantize_rows, write_sidm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_loader_rejects_bad_files_naming_file_and_field(tmp_path):
 def test_loader_does_not_import_torch(tmp_path):
     p = tmp_path / "m.sidm"
     export_model(fixture_model(), p, log=None)
-    code = ("import sys; from training.sidm import load_sidm; f = load_sidm(sys.argv[1]); "
+    code = ("import sys; from engine.sidm import load_sidm; f = load_sidm(sys.argv[1]); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(len(f.tensors))")
     r = subprocess.run([sys.executable, "-c", code, str(p)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.config import ModelConfig, param_shapes
+from engine.config import ModelConfig, param_shapes
 from training.model import SidModel, count_params, export_name
 from training.sample import incremental_logprobs, readout_one
 

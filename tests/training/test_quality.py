@@ -131,7 +131,7 @@ def write_dataset(root, tunes):
 
 def tiny_model_file(tmp_path, kind, train_config=None):
     torch = pytest.importorskip("torch")
-    from training.config import ModelConfig
+    from engine.config import ModelConfig
     from training.model import SidModel
     from training.export import export_model
     torch.manual_seed(0)

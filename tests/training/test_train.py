@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.config import ModelConfig, TrainConfig, resolve, to_toml
+from engine.config import ModelConfig
+from training.config import TrainConfig, resolve, to_toml
 from training.dataset import write_synthetic
 from training.model import load_checkpoint
 from training.train import lr_at, main, train

@@ -1,0 +1,146 @@
+"""Audio outputs for `sidlive live`: a sounddevice stream (JACK or ALSA through PortAudio)
+or, with no device or after the JACK server died, a paced thread that drives the same
+callback (`NullOutput`). Both call `callback(outdata, frames, time_info, status)` with
+sounddevice's arguments; `find_device` picks the output for --audio.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+
+class NoOutputDevice(RuntimeError):
+    """No usable audio output for the requested --audio."""
+
+
+class _TimeInfo:
+    __slots__ = ("currentTime", "outputBufferDacTime")
+
+    def __init__(self):
+        self.currentTime = 0.0
+        self.outputBufferDacTime = 0.0
+
+
+class _Status:
+    __slots__ = ("output_underflow",)
+
+    def __init__(self):
+        self.output_underflow = False
+
+
+class NullOutput:
+    """No device: a thread calls the callback every block at the audio rate (absolute
+    deadlines; a block more than 100 ms late resynchronises and counts in `late`)."""
+
+    name = "null"
+
+    def __init__(self, callback, rate_hz: int = 48_000, block_frames: int = 256, channels: int = 1):
+        self.callback = callback
+        self.rate_hz = rate_hz
+        self.block_frames = block_frames
+        self._out = np.zeros((block_frames, channels), np.float32)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.late = 0
+        self.latency_s = block_frames / rate_hz
+        self.error: BaseException | None = None
+
+    def start(self) -> "NullOutput":
+        self._thread = threading.Thread(target=self._run, name="sidlive-null-audio", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        period = self.block_frames / self.rate_hz
+        ti, st = _TimeInfo(), _Status()
+        t_next = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                now = time.perf_counter()
+                if now < t_next:
+                    time.sleep(t_next - now)
+                    now = time.perf_counter()
+                elif now - t_next > 0.1:
+                    self.late += 1
+                    t_next = now
+                ti.currentTime = now
+                ti.outputBufferDacTime = t_next + period
+                self.callback(self._out, self.block_frames, ti, st)
+                t_next += period
+        except BaseException as e:  # noqa: BLE001 - reported by the daemon's watchdog
+            self.error = e
+
+    @property
+    def active(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+
+class StreamOutput:
+    """A sounddevice OutputStream (JACK or ALSA through PortAudio). After `abandon()` (the
+    server died) the callback outputs silence and the stream is never closed: closing a
+    stream whose JACK server is gone blocks forever inside libjack."""
+
+    def __init__(self, callback, device: int, rate_hz: int = 48_000, block_frames: int = 256,
+                 channels: int = 1, name: str = ""):
+        import sounddevice as sd
+
+        self.callback = callback
+        self.dead = False
+        self.name = name or str(device)
+        self.stream = sd.OutputStream(samplerate=rate_hz, blocksize=block_frames, channels=channels,
+                                      dtype="float32", latency="low", device=device, callback=self._cb)
+        self.latency_s = float(self.stream.latency)
+
+    def _cb(self, outdata, frames, time_info, status) -> None:
+        if self.dead:
+            outdata.fill(0)
+            return
+        self.callback(outdata, frames, time_info, status)
+
+    def start(self) -> "StreamOutput":
+        self.stream.start()
+        return self
+
+    @property
+    def active(self) -> bool:
+        return not self.dead and bool(self.stream.active)
+
+    def abandon(self) -> None:
+        self.dead = True
+
+    def stop(self) -> None:
+        if self.dead:
+            return
+        self.stream.stop()
+        self.stream.close()
+
+
+def find_device(spec):
+    """(PortAudio device index, name, channels) for None (JACK if running, else the
+    default), 'jack', or a device name/index; NoOutputDevice saying why not."""
+    from sidlive.audio.jackserver import jack_running, portaudio_jack_device
+    from sidlive.audio.playback import NoAudioDevice as PlayNoDevice, output_device
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as e:
+        raise NoOutputDevice(f"no audio: the sounddevice/PortAudio library cannot load ({e})") from None
+    if spec == "jack" or (spec is None and jack_running()):
+        dev = portaudio_jack_device()
+        if dev is None:
+            if spec == "jack":
+                raise NoOutputDevice("no JACK output: no JACK server runs, or PortAudio was built without JACK")
+        else:
+            info = sd.query_devices(dev)
+            return dev, f"jack:{info['name']}", min(2, info["max_output_channels"])
+    try:
+        info = output_device(spec)
+    except PlayNoDevice as e:
+        raise NoOutputDevice(str(e)) from None
+    return info["index"], str(info["name"]), min(2, info["max_output_channels"])

@@ -1,0 +1,115 @@
+"""`sidlive live`: the low-latency instrument (CLI over session.LiveDaemon). See docs/live.md.
+
+    sidlive live [--model M] [--controller presets/controllers/NAME.toml] [--loops DIR]
+                 [--record set.wav] [--audio DEVICE|jack|null] [--midi PORT|virtual|none]
+                 [--asid PORT|virtual] [--fx NAME] [--headless] [--seconds S] [--osc-port 9000]
+                 [--loop NAME] [--lookahead 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from sidlive.live.daemon import (DEFAULT_CONTROLLER, DEFAULT_MODEL, NO_DEVICE_EXIT, SETUP_EXIT, LiveConfig,  # noqa: F401
+                             LiveDaemon, LiveError, NoAudioDevice)
+from sidlive.paths import LOOPS_DIR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sidlive live", description="Play the model live: MIDI/OSC/keys steer it.")
+    ap.add_argument("--model", type=Path, default=None, help="model .sidm (default presets/models/default.sidm)")
+    ap.add_argument("--controller", type=Path, default=None, help="controller map .toml (default: generic)")
+    ap.add_argument("--loops", type=Path, default=LOOPS_DIR, help="loops folder (default presets/loops)")
+    ap.add_argument("--record", type=Path, default=None, help="record to NAME.wav (+ NAME.regs, NAME.controls.jsonl)")
+    ap.add_argument("--audio", default=None, help="output: a device name/index, jack or null (default: JACK if "
+                                                  "running, else the system default)")
+    ap.add_argument("--midi", default="virtual", help="MIDI input: virtual (a sidlive:midi_in port), a port name, "
+                                                      "or none")
+    ap.add_argument("--asid", default=None, help="also stream every frame as ASID SysEx to a real SID: virtual "
+                                                 "(a sidlive:asid port) or an output port name")
+    ap.add_argument("--asid-lead-ms", type=float, default=0.0, help="send ASID frames this much before the "
+                                                                     "speakers play them (hardware delay; 0..1000)")
+    ap.add_argument("--fx", default=None, help="effects chain (pyo, in the audio callback, any output): "
+                                               "a presets/fx name or a .toml; bypassed until fx_bypass "
+                                               "is set to 0 (or --fx-on)")
+    ap.add_argument("--fx-on", action="store_true", help="start with the effects chain in")
+    ap.add_argument("--headless", action="store_true", help="no view; controls over OSC; print a JSON line at exit")
+    ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    ap.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port (0: any free one; default 9000)")
+    ap.add_argument("--no-osc", action="store_true", help="no OSC server")
+    ap.add_argument("--loop", default=None, help="start with this loop selected (a name in the loops folder)")
+    ap.add_argument("--loop-mode", choices=("prime", "call_response"), default="prime")
+    ap.add_argument("--lookahead", type=int, default=3, help="frames generated ahead (1..25; default 3 = 60 ms)")
+    ap.add_argument("--keep", type=int, default=1, help="unplayed frames a rollback keeps (default 1)")
+    ap.add_argument("--block", type=int, default=256, help="audio block in samples (default 256)")
+    ap.add_argument("--chip", choices=("6581", "8580"), default="6581")
+    ap.add_argument("--seed", type=int, default=0, help="base random seed (reseed steps from it)")
+    ap.add_argument("--temp", type=float, default=None, help="initial temperature")
+    return ap
+
+
+def config_from_args(args) -> LiveConfig:
+    controls = {} if args.temp is None else {"temperature": args.temp}
+    return LiveConfig(model=args.model, controller=args.controller, loops_dir=args.loops, record=args.record,
+                      audio=args.audio, midi=args.midi, asid=args.asid,
+                      asid_lead_s=args.asid_lead_ms / 1e3, fx=args.fx, fx_on=args.fx_on,
+                      osc_port=None if args.no_osc else args.osc_port,
+                      lookahead_frames=args.lookahead, keep_frames=args.keep, block_frames=args.block,
+                      chip=args.chip, seed=args.seed, loop=args.loop, loop_mode=args.loop_mode, controls=controls)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    if not 1 <= cfg.lookahead_frames <= 25 or not 0 <= cfg.keep_frames <= cfg.lookahead_frames:
+        print("sidlive live: --lookahead must be in 1..25 and --keep in 0..lookahead", file=sys.stderr)
+        return SETUP_EXIT
+    quiet = None
+    if not args.headless:   # the view shows the messages; nothing may write over it
+        logging.getLogger("sidlive").addHandler(logging.NullHandler())
+        quiet = lambda text: None  # noqa: E731
+    daemon = LiveDaemon(cfg, on_message=quiet)
+    try:
+        daemon.start()
+    except NoAudioDevice as e:
+        print(f"sidlive live: {e}", file=sys.stderr)
+        return NO_DEVICE_EXIT
+    except LiveError as e:
+        print(f"sidlive live: {e}", file=sys.stderr)
+        return SETUP_EXIT
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, lambda *_: daemon.stopped.set())
+    try:
+        if args.headless:
+            if daemon.osc is not None:
+                daemon.message(f"headless; OSC on {daemon.osc.host}:{daemon.osc.port}")
+            daemon.run(args.seconds)
+        else:
+            from sidlive.live.view import run_view
+            run_view(daemon, seconds=args.seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    stats = daemon.stop()
+    if args.headless:
+        print(json.dumps(stats), flush=True)
+    else:
+        print(f"played {stats['seconds']:.1f} s: {stats['audio_underruns']} audio / {stats['ring_underruns']} ring "
+              f"underruns, callback p99 {stats['callback_ms_p99']} ms", flush=True)
+    if daemon.jack_died:   # libjack clients of a dead server can block interpreter exit
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

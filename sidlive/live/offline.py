@@ -1,0 +1,132 @@
+"""`sidlive generate`: frames from a model (.sidm) through the Numba engine, to .regs/.txt/.wav.
+
+    sidlive generate [--model M] --frames 700 --temp 0.9 [--top-k K] [--top-p P] --seed S
+                     [--prompt FILE(.sid|.regs|.txt) --prompt-seconds 4] [--composer NAME]
+                     [--with-prompt] [--chip 6581|8580] [--rate 48000] -o OUT(.regs|.txt|.wav)
+
+Without --prompt, generation starts from one all-zero frame. A .sid prompt is dumped with
+sidlive.c64.dump. The output holds the generated frames (after the prompt with --with-prompt);
+a .wav is rendered with reSID (sidlive.audio.renderer).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sidlive.frames import Frames, FramesFormatError, load, save
+from sidlive.paths import DEFAULT_MODEL
+
+OUT_EXTS = (".regs", ".txt", ".wav", ".sid")
+PROMPT_EXTS = (".sid", ".regs", ".txt")
+RATES_HZ = (44_100, 48_000)
+
+
+def load_prompt(path: str | Path, seconds: float) -> Frames:
+    """The first `seconds` of a .sid (dumped), .regs or .txt file."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in PROMPT_EXTS:
+        raise ValueError(f"{path}: prompt extension {ext!r} is not one of {', '.join(PROMPT_EXTS)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such prompt file")
+    if not seconds > 0:
+        raise ValueError(f"--prompt-seconds must be > 0, got {seconds}")
+    if ext == ".sid":
+        from sidlive.c64.dump import dump_tune
+        return dump_tune(path, seconds=seconds)
+    fr = load(path)
+    if len(fr) == 0:
+        raise ValueError(f"{path}: the prompt file has no frames")
+    return fr.slice(0, max(1, int(round(seconds * fr.frame_rate_hz))))
+
+
+def generate_file(out_path: str | Path, *, model: str | Path | None = None, frames: int = 700,
+                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+                  prompt: str | Path | None = None, prompt_seconds: float = 4.0, composer: str | None = None,
+                  with_prompt: bool = False, chip: str | None = None, rate_hz: int = 48_000, log=print) -> dict:
+    """Generate `frames` frames and write them to out_path; returns what was done."""
+    from engine.generator import Generator, check_sampling
+    from engine.weights import load_model
+    from engine.config import ANY_COMPOSER, normalize_composer
+
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in OUT_EXTS:
+        raise ValueError(f"{out_path}: output extension {out_path.suffix!r} is not one of {', '.join(OUT_EXTS)}")
+    if not 1 <= frames <= 10_000_000:
+        raise ValueError(f"--frames must be in 1..10000000, got {frames}")
+    check_sampling(temperature, top_k, top_p)
+    model_path = Path(model) if model is not None else DEFAULT_MODEL
+    if not model_path.is_file():
+        hint = (" (train and export one: python -m training.export CKPT -o presets/models/default.sidm, "
+                "or pass --model)") if model is None else ""
+        raise FileNotFoundError(f"model {model_path} does not exist{hint}")
+    m = load_model(model_path)
+    if composer is not None and m.cfg.composer_index(composer) == 0 and normalize_composer(composer) != ANY_COMPOSER:
+        raise ValueError(f"--composer {composer!r} is not one of the model's composers: {', '.join(m.cfg.composers)}")
+    pr = load_prompt(prompt, prompt_seconds) if prompt is not None else None
+    t0 = time.perf_counter()
+    g = Generator(m, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, composer=composer, log=log)
+    if pr is not None:
+        g.prime(pr.regs)
+    t1 = time.perf_counter()
+    regs = g.generate(frames)
+    t2 = time.perf_counter()
+    if with_prompt and pr is not None:
+        regs = np.concatenate([pr.regs, regs])
+    meta = {"clock": pr.clock, "chip": pr.chip, "frame_rate_hz": pr.frame_rate_hz} if pr is not None else {}
+    out = Frames(regs=regs, title="sidlive generate", author=m.cfg.composers[g.composer_index(composer)],
+                 source=str(model_path), extra={"seed": seed, "temperature": temperature, "top_k": top_k,
+                                                "top_p": top_p, "prompt": str(prompt) if prompt else None,
+                                                "prompt_frames": len(pr) if pr is not None else 0}, **meta)
+    if out_path.suffix.lower() == ".wav":
+        from sidlive.audio.renderer import render
+        from sidlive.audio.wav import write_wav
+        write_wav(out_path, render(out, chip=chip, rate_hz=rate_hz), rate_hz)
+    elif out_path.suffix.lower() == ".sid":
+        import dataclasses
+
+        from sidlive.export.psidfile import export_frames
+        export_frames(out if chip is None else dataclasses.replace(out, chip=chip), out_path)
+    else:
+        save(out, out_path)
+    return {"out": str(out_path), "frames": int(len(regs)), "generated": frames, "model": str(model_path),
+            "prompt_frames": len(pr) if pr is not None else 0, "setup_s": t1 - t0, "generate_s": t2 - t1,
+            "frames_per_s": frames / max(t2 - t1, 1e-9)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sidlive generate", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None, help="model file (default presets/models/default.sidm)")
+    ap.add_argument("--frames", type=int, default=700, help="frames to generate (50.125 per second; default 700)")
+    ap.add_argument("--temp", type=float, default=1.0, help="temperature, 0 = greedy (default 1.0)")
+    ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely values, 0 = off (default)")
+    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1 = off (default)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ap.add_argument("--prompt", type=Path, default=None, help="prompt: a .sid tune or a .regs/.txt frames file")
+    ap.add_argument("--prompt-seconds", type=float, default=4.0, help="seconds of the prompt to use (default 4)")
+    ap.add_argument("--composer", default=None, help="condition on a composer the model knows (default: any)")
+    ap.add_argument("--with-prompt", action="store_true", help="write the prompt frames before the generated ones")
+    ap.add_argument("--chip", choices=("6581", "8580"), default=None, help="SID model for .wav (default 6581)")
+    ap.add_argument("--rate", type=int, choices=RATES_HZ, default=48_000, help="sample rate of a .wav in Hz")
+    ap.add_argument("-o", "--output", type=Path, required=True, help="output file (.regs, .txt, .wav or .sid)")
+    args = ap.parse_args(argv)
+    try:
+        info = generate_file(args.output, model=args.model, frames=args.frames, temperature=args.temp,
+                             top_k=args.top_k, top_p=args.top_p, seed=args.seed, prompt=args.prompt,
+                             prompt_seconds=args.prompt_seconds, composer=args.composer,
+                             with_prompt=args.with_prompt, chip=args.chip, rate_hz=args.rate,
+                             log=lambda s: print(s, file=sys.stderr, flush=True))
+    except (OSError, ValueError, RuntimeError, FramesFormatError) as e:
+        print(f"sidlive generate: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {info['out']}: {info['frames']} frames ({info['generated']} generated after "
+          f"{info['prompt_frames']} prompt frames) at {info['frames_per_s']:.0f} frames/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

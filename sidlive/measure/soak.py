@@ -1,0 +1,452 @@
+"""Soak and latency measurements of `sidlive live` (the acceptance figures of issue 5).
+
+    python -m sidlive.measure.soak --minutes 10 [--model M|random] [--cc-rate 500] [--probes 40] [--fx NAME]
+    python -m sidlive.measure.soak --minutes 10 --baseline   (an empty callback: the machine's own underruns)
+    sidlive bench --only soak            (bench registry: `bench_soak`)
+
+One run, all real parts: a private JACK dummy server (realtime unless --no-realtime),
+the daemon (LiveDaemon) on a sounddevice stream on it, a JACK MIDI output port
+("sidlive-soak:out") that the daemon opens by name, recording on.
+ 1. soak: for the given time, a flood of `cc_rate_hz` MIDI messages over every control
+    the controller map binds (knobs: random values; buttons: press/release; program
+    changes over the loops). Figures: PortAudio output_underflow count, ring underruns,
+    callback p50/p99/max vs half the block period, process CPU %, MIDI in/lost, JACK's
+    xruns by the client it blamed, and the VM's CPU steal time over the run with how many
+    underruns fell next to it (`vm_steal`, steal.py).
+ 2. latency: `probes` each of temperature (knob), reseed and mute (buttons), one every
+    ~0.25 s, flood off. From the MIDI send (perf_counter) to the first sample of the first
+    frame generated after the resulting rollback (temperature, reseed) or of the first
+    step rendered with the mute applied, at its DAC time from the stream's time info
+    (`total_ms`), and to when that sample is rendered into the device's buffer
+    (`to_rendered_sample_ms`: the DAC time less the output latency the device reports).
+ 3. replay: the recorded WAV against an offline render of the recorded frames with the
+    logged mutes/panics replayed at their samples (`replay_take`), next to the noise
+    floor of two offline renders (pyresidfp instances differ by a few LSB).
+ 4. launch: seconds from process start to the first frame sounding, for
+    `python -m sidlive.commands.live --headless --audio null` (second of two runs: warm caches).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sidlive.measure.steal import StealMonitor
+from sidlive.paths import CONTROLLERS_DIR, DEFAULT_MODEL, LOOPS_DIR, REPO_ROOT
+
+DEFAULT_CONTROLLER = CONTROLLERS_DIR / "korg_nanokontrol2.toml"
+SOAK_PORT = "sidlive-soak"
+
+
+# ---------------------------------------------------------------------------- replay
+
+def replay_take(base: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(recorded int16 samples, offline render of the recorded frames with the logged
+    renderer events replayed at their block's first sample)."""
+    from sidlive.frames import load_regs
+    from sidlive.audio.recording import session_paths
+    from sidlive.audio.renderer import Renderer
+    from sidlive.audio.wav import read_wav
+
+    paths = session_paths(base)
+    live, rate = read_wav(paths["wav"])
+    frames = load_regs(paths["regs"])
+    events = []
+    for n, line in enumerate(paths["log"].read_text(encoding="utf-8").splitlines()):
+        rec = json.loads(line)
+        if rec["control"] in ("renderer.mute", "renderer.panic"):
+            events.append((rec["value"]["sample"], n, rec["control"], rec["value"]))
+    extra = frames.extra
+    r = Renderer(frames, chip=frames.chip, rate_hz=rate, clock=frames.clock, subframes=extra.get("subframes", 4))
+    out = np.empty(len(live), np.int16)
+    done = 0
+    for sample, _, control, value in sorted(events):
+        if sample > done:
+            done += r.read_into(out[done:sample])
+        if control == "renderer.mute":
+            r.set_mute(value["voice"], value["muted"])
+        else:
+            r.gate_off()
+    r.read_into(out[done:])
+    return live, out
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> dict:
+    d = np.abs(a.astype(np.int64) - b.astype(np.int64))
+    sig = float(np.sqrt(np.mean(b.astype(np.float64) ** 2))) or 1.0
+    err = float(np.sqrt(np.mean(d.astype(np.float64) ** 2)))
+    return {"max_abs": int(d.max()) if len(d) else 0, "p999_abs": float(np.percentile(d, 99.9)) if len(d) else 0.0,
+            "rms_diff_db": round(20 * np.log10(max(err, 1e-9) / sig), 1)}
+
+
+def compare_take(base: str | Path) -> dict:
+    """Recorded vs offline replay, and the floor: two offline replays against each other."""
+    live, offline = replay_take(base)
+    _, again = replay_take(base)
+    return {"samples": len(live), "live_vs_offline": _diff(live, offline), "offline_vs_offline": _diff(again, offline)}
+
+
+# ---------------------------------------------------------------------------- MIDI flood
+
+def flood_messages(cmap, n_loops: int, rng: random.Random):
+    """An endless stream of raw MIDI messages over every binding of the map (and notes
+    for its keyboard voice)."""
+    ch = max(cmap.channel, 1) - 1
+    binds = [("knob", k) for k in cmap.knobs] + [("button", b) for b in cmap.buttons]
+    if cmap.program_change:
+        binds.append(("program", None))
+    if cmap.keyboard is not None:
+        binds.append(("keys", None))
+    while True:
+        kind, b = rng.choice(binds)
+        c = (b.channel - 1) if b is not None and b.channel else ch
+        if kind == "keys":
+            note, kc = rng.randrange(28, 60), cmap.keyboard.channel - 1
+            yield [0x90 | kc, note, rng.randrange(1, 128)]
+            yield [0x80 | kc, note, 0]
+        elif kind == "knob":
+            yield [0xB0 | c, b.cc, rng.randrange(128)]
+        elif kind == "program":
+            yield [0xC0 | ch, rng.randrange(n_loops + 1)]
+        elif b.cc is not None:
+            yield [0xB0 | c, b.cc, 127]
+            yield [0xB0 | c, b.cc, 0]
+        else:
+            yield [0x90 | c, b.note, 100]
+            yield [0x80 | c, b.note, 0]
+
+
+def _binding(cmap, param: str):
+    for b in list(cmap.knobs) + list(cmap.buttons):
+        if b.param == param:
+            return b
+    raise ValueError(f"controller map {cmap.name!r} binds no {param!r}; the latency probes need it")
+
+
+def _press(b, ch: int) -> list[list[int]]:
+    c = (b.channel - 1) if b.channel else ch
+    if b.cc is not None:
+        return [[0xB0 | c, b.cc, 127], [0xB0 | c, b.cc, 0]]
+    return [[0x90 | c, b.note, 100], [0x80 | c, b.note, 0]]
+
+
+# ---------------------------------------------------------------------------- latency
+
+def _probe_latency(daemon, kind: str, t_send: float, param: str) -> dict | None:
+    """MIDI send -> control published -> first changed sample (DAC time), ms. A mute is
+    heard from the first renderer mute of voice 1 after the send, whichever thread made it
+    (the audio callback's MIDI lane, before any state is published, or a published state);
+    its `midi_to_control_ms` is when the audio callback applied it."""
+    if kind == "mute":
+        out_s = daemon.engine.dac_offset_s
+        ev = next((e for e in list(daemon.renderer_events) if e[1] == 2 and e[2] == 1 and e[6] - out_s >= t_send), None)
+        if ev is None:
+            return None
+        applied = ev[6] - out_s - (ev[5] - ev[7]) / daemon.cfg.rate_hz   # the callback's block start
+        return {"midi_to_control_ms": (applied - t_send) * 1e3, "control_to_sound_ms": (ev[6] - applied) * 1e3,
+                "total_ms": (ev[6] - t_send) * 1e3, "to_rendered_sample_ms": (ev[6] - out_s - t_send) * 1e3,
+                "by_lane": ev[0] < 0}
+    pub = next(((seq, t) for seq, t, names in list(daemon.publish_log) if t >= t_send and param in names), None)
+    if pub is None:
+        return None
+    seq, t_pub = pub
+    heard = None
+    if kind == "note":
+        ev = next((e for e in list(daemon.key_events) if e[0] >= seq), None)
+        heard = ev[6] if ev else None
+    else:
+        rb = next(((s, cut) for s, cut, _ in list(daemon.genthread.rollback_log) if s >= seq), None)
+        heard = daemon.engine.frame_sound_time(rb[1]) if rb else None
+    if heard is None:
+        return None
+    out_s = daemon.engine.dac_offset_s   # the device's output buffer (JACK: periods x period size)
+    return {"midi_to_control_ms": (t_pub - t_send) * 1e3, "control_to_sound_ms": (heard - t_pub) * 1e3,
+            "total_ms": (heard - t_send) * 1e3, "to_rendered_sample_ms": (heard - out_s - t_send) * 1e3}
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    a = np.asarray(values)
+    return {"n": len(a), "p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
+            "max": round(float(a.max()), 2)}
+
+
+def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=print) -> dict:
+    ch = max(cmap.channel, 1) - 1
+    temp, reseed, mute = _binding(cmap, "temperature"), _binding(cmap, "reseed"), _binding(cmap, "mute_1")
+    results = {"temperature": [], "reseed": [], "mute": []}
+    kinds = ("temperature", "reseed", "mute")
+    if cmap.keyboard is not None:                  # the keyboard voice: note on -> first frame playing it
+        results["note"] = []
+        kinds += ("note",)
+    pending = []
+    from sidlive.control.params import ControlEvent
+    for name in ("solo_1", "solo_2", "solo_3", "mute_1", "mute_2", "mute_3"):   # after the flood: all voices on
+        daemon.post(ControlEvent(name, False, source="soak"))
+    daemon.post(ControlEvent("loop", -1, source="soak"))
+    time.sleep(0.3)
+    for i in range(probes):
+        for kind in kinds:
+            time.sleep(0.2 + 0.1 * rng.random())
+            if kind == "temperature":
+                msgs, param = [[0xB0 | ((temp.channel - 1) if temp.channel else ch), temp.cc, 40 + 50 * (i % 2)]], \
+                    "temperature"
+            elif kind == "reseed":
+                msgs, param = _press(reseed, ch), "reseed"
+            elif kind == "note":
+                kc, note = cmap.keyboard.channel - 1, 36 + (i % 24)
+                msgs, param = [[0x90 | kc, note, 100]], "note"    # struck while the last sounds: a new attack
+            else:
+                msgs, param = _press(mute, ch), "mute_1"
+            t_send = time.perf_counter()
+            for m in msgs:
+                out.send_message(m)
+            pending.append((kind, t_send, param))
+    time.sleep(0.3)
+    lost = 0
+    for kind, t_send, param in pending:
+        r = _probe_latency(daemon, kind, t_send, param)
+        if r is None:
+            lost += 1
+        else:
+            results[kind].append(r)
+    fig = {"probes_unmatched": lost, "device_output_latency_ms": round(daemon.engine.dac_offset_s * 1e3, 2),
+           "mutes_by_midi_lane": sum(1 for r in results["mute"] if r.get("by_lane"))}
+    for kind, rows in results.items():
+        fig[kind] = {k: _summary([r[k] for r in rows]) for k in ("total_ms", "midi_to_control_ms",
+                                                                   "control_to_sound_ms", "to_rendered_sample_ms")}
+    return fig
+
+
+# ---------------------------------------------------------------------------- the run
+
+def soak(seconds: float, *, model: str | Path | None = None, controller: str | Path = DEFAULT_CONTROLLER,
+         cc_rate_hz: float = 500.0, probes: int = 30, out_dir: str | Path | None = None, realtime: bool = True,
+         lookahead_frames: int = 3, seed: int = 1, replay: bool = True, launch: bool = True, fx: str | None = None,
+         log=print) -> dict:
+    """Run the soak, latency and replay measurements; returns the figures (see module doc)."""
+    import rtmidi
+
+    from sidlive.control.maps import load_map
+    from sidlive.audio.jackserver import JackServer
+    from sidlive.live.daemon import LiveConfig, LiveDaemon
+
+    model = Path(model) if model is not None else DEFAULT_MODEL
+    tmp = Path(tempfile.mkdtemp(prefix="sidlive-soak-"))
+    out_dir = Path(out_dir) if out_dir is not None else tmp
+    loops_dir = tmp / "loops"   # captures land here, not in presets/
+    shutil.copytree(LOOPS_DIR, loops_dir, ignore=shutil.ignore_patterns("*.md"))
+    cmap = load_map(controller)
+    rng = random.Random(seed)
+    messages: list[str] = []
+    server = JackServer(realtime=realtime).start()
+    server.activate()
+    out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=SOAK_PORT)
+    out.open_virtual_port("out")   # before the daemon's stream: a client joining later causes an xrun
+    daemon = None
+    try:
+        cfg = LiveConfig(model=model, controller=Path(controller), loops_dir=loops_dir,
+                         record=out_dir / "soak", audio="jack", midi=f"{SOAK_PORT}:out", osc_port=None,
+                         lookahead_frames=lookahead_frames, seed=seed, fx=fx, fx_on=fx is not None)
+        daemon = LiveDaemon(cfg, on_message=messages.append).start()
+        deadline = time.monotonic() + 10
+        while not daemon.engine.first_frame_dac and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log(f"soak: {seconds:g} s, {cc_rate_hz:g} MIDI messages/s over {len(cmap.knobs) + len(cmap.buttons)} "
+            f"controls of {cmap.name}; model {model}")
+        e = daemon.engine
+        base = {"blocks": e.blocks, "au": e.audio_underruns, "ru": daemon.ring.underruns, "xr": server.xruns()}
+        steal = StealMonitor().start()
+        c0, t0 = time.process_time(), time.perf_counter()
+        sent = _flood(out, flood_messages(cmap, len(daemon.library.loops), rng), cc_rate_hz, seconds)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        steal.stop()
+        block_s = cfg.block_frames / cfg.rate_hz
+        under_t = [t0 + (int(b) - base["blocks"]) * block_s for b in e.underrun_blocks
+                   if b >= base["blocks"]]       # the engine logs the first 64: vm_steal's `events`
+        fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.fx.chain.name if daemon.fx else None,
+               "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
+               "midi_sent": sent, "realtime_jack": realtime, "block_frames": cfg.block_frames,
+               "half_block_ms": round(cfg.block_frames / cfg.rate_hz * 500, 3),
+               "blocks": e.blocks - base["blocks"], "audio_underruns": e.audio_underruns - base["au"],
+               "ring_underruns": daemon.ring.underruns - base["ru"], "cpu_percent": round(100 * cpu / wall, 1),
+               "underrun_blocks": [int(b) - base["blocks"] for b in e.underrun_blocks if b >= 0][:16],
+               "jack_xruns_by_client": _since(server.xruns(), base["xr"]),
+               "vm_steal": steal.summary(under_t),
+               "controls_published": len(daemon.publish_log), "rollbacks": daemon.ring.rollbacks}
+        fig["latency"] = measure_latency(daemon, out, cmap, probes, rng, log) if probes else None
+    finally:
+        stats = daemon.stop() if daemon is not None else None
+        out.close_port()
+        out.delete()
+        server.deactivate()
+        server.stop()
+    fig.update({k: stats[k] for k in ("callback_ms_p50", "callback_ms_p99", "callback_ms_p999", "callback_ms_max",
+                                      "generator_fps", "loop_primes", "loop_primes_abandoned", "rt_threads",
+                                      "midi", "recording", "events_lost", "controls_rejected", "fx")})
+    fig["session_audio_underruns"] = stats["audio_underruns"]
+    fig["session_ring_underruns"] = stats["ring_underruns"]
+    fig["messages"] = len(messages)
+    fig["message_sample"] = sorted(set(messages))[:5]
+    if replay:
+        fig["replay"] = compare_take(out_dir / "soak")
+    if launch:
+        fig["launch"] = launch_time(model)
+    fig["take"] = str(out_dir / "soak")
+    return fig
+
+
+def _since(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+
+
+def _flood(out, messages, rate_hz: float, seconds: float) -> int:
+    if rate_hz <= 0:
+        time.sleep(seconds)
+        return 0
+    period = 1.0 / rate_hz
+    t_end = time.perf_counter() + seconds
+    t_next = time.perf_counter()
+    sent = 0
+    while True:
+        now = time.perf_counter()
+        if now >= t_end:
+            return sent
+        if now < t_next:
+            time.sleep(min(t_next - now, 0.005))
+            continue
+        out.send_message(next(messages))
+        sent += 1
+        t_next += period
+        if now - t_next > 0.05:   # fell behind (busy machine): don't burst
+            t_next = now
+
+
+def launch_time(model: str | Path, runs: int = 2) -> dict:
+    """Seconds from process start to the first frame sounding (null output), warm caches:
+    the last of `runs` launches of `python -m sidlive.commands.live --headless`."""
+    empty = Path(tempfile.mkdtemp(prefix="sidlive-noloops-"))
+    cmd = [sys.executable, "-m", "sidlive.commands.live", "--model", str(model), "--headless", "--audio", "null",
+           "--midi", "none", "--no-osc", "--seconds", "1", "--loops", str(empty)]
+    first = None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+        wall = time.perf_counter() - t0
+        if res.returncode != 0:
+            return {"error": res.stderr.strip()[-500:]}
+        first = json.loads(res.stdout.strip().splitlines()[-1])["first_audio_s"]
+    return {"first_audio_s": first, "process_wall_s": round(wall, 2), "command": " ".join(cmd[1:])}
+
+
+def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames: int = 256) -> dict:
+    """The machine's own underruns: a sounddevice stream whose callback only writes zeros,
+    on a private JACK dummy server set up as the soak's, for `seconds`."""
+    import sounddevice as sd
+
+    from sidlive.audio.jackserver import JackServer, portaudio_jack_device
+    server = JackServer(realtime=realtime, period_frames=block_frames).start()
+    server.activate()
+    st = {"blocks": 0, "audio_underruns": 0, "t": []}
+
+    def callback(out, frames, time_info, status):
+        if status.output_underflow:
+            st["audio_underruns"] += 1
+            st["t"].append(time.perf_counter())
+        out.fill(0)
+        st["blocks"] += 1
+
+    try:
+        dev = portaudio_jack_device()
+        if dev is None:
+            raise RuntimeError("PortAudio here has no JACK host API")
+        stream = sd.OutputStream(samplerate=48_000, blocksize=block_frames, channels=1, dtype="float32",
+                                 latency="low", device=dev, callback=callback)
+        stream.start()
+        time.sleep(1.0)
+        blocks0, under0, xr0 = st["blocks"], st["audio_underruns"], server.xruns()   # after start-up
+        steal = StealMonitor().start()
+        time.sleep(seconds)
+        steal.stop()
+        res = {"blocks": st["blocks"] - blocks0, "audio_underruns": st["audio_underruns"] - under0,
+               "jack_xruns_by_client": _since(server.xruns(), xr0),
+               "vm_steal": steal.summary(st["t"][under0:])}
+        stream.stop()
+        stream.close()
+    finally:
+        server.deactivate()
+        server.stop()
+    return {"baseline": "empty callback", "seconds": seconds, "realtime_jack": realtime, **res}
+
+
+def _random_model(path: Path) -> Path:
+    from sidlive.measure.enginebench import random_model
+    return random_model(path)
+
+
+try:
+    from sidlive.measure.bench import Unavailable, benchmark
+
+    @benchmark("soak")
+    def bench_soak(quick: bool = False, minutes: float | None = None, model: str | Path | None = None,
+                   fx: str | None = None) -> dict:
+        """Soak + latency + replay on the default model (or a random default-config one)."""
+        from sidlive.audio.jackserver import jackd_path
+        if jackd_path() is None:
+            raise Unavailable("jackd is not installed (Debian package jackd2)")
+        minutes = minutes if minutes is not None else (0.25 if quick else 10.0)
+        with tempfile.TemporaryDirectory() as d:
+            if model is None:
+                default = DEFAULT_MODEL
+                model = default if default.is_file() else _random_model(Path(d) / "random-default.sidm")
+            return soak(minutes * 60, model=model, probes=10 if quick else 40, fx=fx, log=lambda s: None)
+except ImportError:   # sidlive.measure.bench absent: soak() still works
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sidlive.measure.soak", description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="flood phase length (default 10)")
+    ap.add_argument("--model", default=None, help="a .sidm, or 'random' (default-config random weights); "
+                                                  "default presets/models/default.sidm")
+    ap.add_argument("--controller", type=Path, default=DEFAULT_CONTROLLER)
+    ap.add_argument("--cc-rate", type=float, default=500.0, help="MIDI messages per second (default 500)")
+    ap.add_argument("--probes", type=int, default=40, help="latency probes of each kind (default 40)")
+    ap.add_argument("--out", type=Path, default=None, help="keep the take here (default: a temp folder)")
+    ap.add_argument("--no-realtime", action="store_true", help="run jackd without realtime scheduling")
+    ap.add_argument("--no-replay", action="store_true")
+    ap.add_argument("--no-launch", action="store_true")
+    ap.add_argument("--fx", default=None, help="run with this effects chain on (presets/fx name or .toml)")
+    ap.add_argument("--baseline", action="store_true", help="no daemon: count the underruns of an empty callback "
+                                                            "on the same JACK setup for --minutes (the machine's own)")
+    args = ap.parse_args(argv)
+    if args.baseline:
+        print(json.dumps(empty_callback_baseline(args.minutes * 60, realtime=not args.no_realtime), indent=1))
+        return 0
+    with tempfile.TemporaryDirectory() as d:
+        model = args.model
+        if model == "random":
+            model = _random_model(Path(d) / "random-default.sidm")
+        try:
+            fig = soak(args.minutes * 60, model=model, controller=args.controller, cc_rate_hz=args.cc_rate,
+                       probes=args.probes, out_dir=args.out, realtime=not args.no_realtime,
+                       replay=not args.no_replay, launch=not args.no_launch, fx=args.fx,
+                       log=lambda s: print(s, file=sys.stderr, flush=True))
+        except Exception as e:  # noqa: BLE001 - a measuring command reports and fails
+            print(f"sidlive soak: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+    print(json.dumps(fig, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
