@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.tomldoc import parse_toml, read_text
 from sidlive.paths import FX_DIR
+from sidlive.tomldoc import parse_toml, read_text
 
 # type -> param -> (lo, hi, default): units are in the names
 EFFECTS: dict[str, dict[str, tuple[float, float, float]]] = {

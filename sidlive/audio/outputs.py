@@ -126,7 +126,8 @@ def find_device(spec):
     """(PortAudio device index, name, channels) for None (JACK if running, else the
     default), 'jack', or a device name/index; NoOutputDevice saying why not."""
     from sidlive.audio.jackserver import jack_running, portaudio_jack_device
-    from sidlive.audio.playback import NoAudioDevice as PlayNoDevice, output_device
+    from sidlive.audio.playback import NoAudioDevice as PlayNoDevice
+    from sidlive.audio.playback import output_device
     try:
         import sounddevice as sd
     except (ImportError, OSError) as e:

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from sidlive.frames import NUM_REGS, REGS_MAGIC, REGS_VERSION, Frames
 from sidlive.audio.ring import BlockRing
 from sidlive.audio.wav import WavWriter
+from sidlive.frames import NUM_REGS, REGS_MAGIC, REGS_VERSION, Frames
 
 log = logging.getLogger("sidlive.audio.recording")
 

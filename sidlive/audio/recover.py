@@ -10,14 +10,12 @@ and the file is renamed to .regs. Control log: a partial last line is cut.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import struct
-import sys
 from pathlib import Path
 
-from sidlive.frames import NUM_REGS, REGS_MAGIC, REGS_VERSION, load_regs
 from sidlive.audio.recording import PART_SUFFIX, REGS_COUNT_OFFSET, REGS_HEADER, session_paths
+from sidlive.frames import NUM_REGS, REGS_MAGIC, REGS_VERSION, load_regs
 
 
 class RecoverError(ValueError):
@@ -138,23 +136,3 @@ def recover(target: str | Path, force: bool = False) -> list[str]:
     if not done:
         raise RecoverError(f"{target}: no recording files (.wav, .regs{PART_SUFFIX}, .controls.jsonl) found")
     return done
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sidlive recover", description=__doc__.split("\n\n")[0])
-    ap.add_argument("paths", nargs="+", help="a recording's base name, or its .wav / .regs.part / .jsonl")
-    ap.add_argument("--force", action="store_true", help="replace an existing .regs")
-    args = ap.parse_args(argv)
-    status = 0
-    for p in args.paths:
-        try:
-            for line in recover(p, args.force):
-                print(line)
-        except (OSError, ValueError) as e:
-            print(f"sidlive recover: {e}", file=sys.stderr)
-            status = 1
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

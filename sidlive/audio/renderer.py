@@ -51,8 +51,18 @@ import numpy as np
 from numba import njit
 from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
 
-from sidlive.frames import (CHIPS, CLOCKS, CONTROL_REGS, NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, NUM_REGS,
-                            PAL_CLOCK_HZ, PAL_FRAME_CYCLES, WRITE_ORDER, Frames)
+from sidlive.frames import (
+    CHIPS,
+    CLOCKS,
+    CONTROL_REGS,
+    NTSC_CLOCK_HZ,
+    NTSC_FRAME_CYCLES,
+    NUM_REGS,
+    PAL_CLOCK_HZ,
+    PAL_FRAME_CYCLES,
+    WRITE_ORDER,
+    Frames,
+)
 
 RATE_MIN_HZ, RATE_MAX_HZ = 22_050, 96_000
 SAMPLING_METHODS = ("resample", "decimate")

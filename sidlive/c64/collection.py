@@ -28,22 +28,19 @@ deleted, and a shard no index line points at, which is deleted; their tunes are 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from sidlive.frames import NUM_REGS, canonicalize
-from sidlive.c64.dump import (DEFAULT_SECONDS, PARTIAL_STATUSES, frame_rate_hz, resolve_seconds,
-                           run_tune)
+from sidlive.c64.dump import DEFAULT_SECONDS, PARTIAL_STATUSES, frame_rate_hz, resolve_seconds, run_tune
 from sidlive.c64.psid import PsidFormatError, load_psid
 from sidlive.c64.songlengths import load_songlengths, songlengths_path
+from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ, canonicalize
 
 MIN_PARTIAL_SECONDS = 10.0
 DEFAULT_SHARD_MB = 32
@@ -306,43 +303,8 @@ def format_summary(s: dict) -> str:
     r = s["this_run"]
     lines += [f"{'total':<14}{s['entries']:>8}",
               f"frames: {s['total_frames']:,} ({s['usable_frames']:,} usable, "
-              f"{s['total_frames'] / 50.125 / 3600:.1f} h)",
+              f"{s['total_frames'] / PAL_FRAME_RATE_HZ / 3600:.1f} h)",
               f"this run: {r['entries']} entries, {r['frames']:,} frames in {r['wall_s']:.1f} s = "
               f"{r['frames_per_s']:,.0f} frames/s ({r['frames_per_cpu_s']:,.0f} per CPU-second)",
               "options: " + json.dumps(s["options"])]
     return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sidlive.c64.dump HVSC_ROOT OUT_DIR",
-        description="Dump every PSID tune under HVSC_ROOT to OUT_DIR/index.jsonl + shards/*.npy "
-                    "(resumable; safe to kill). Lengths from HVSC_ROOT/DOCUMENTS/Songlengths.md5 "
-                    f"(else {DEFAULT_SECONDS:g} s), capped at --max-seconds.")
-    p.add_argument("hvsc_root")
-    p.add_argument("out_dir")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--max-seconds", type=float, default=DEFAULT_SECONDS,
-                   help=f"cap on each dump's length (default {DEFAULT_SECONDS:g})")
-    p.add_argument("--all-subtunes", action="store_true", help="every subtune, not just the start song")
-    p.add_argument("--limit", type=int, default=None, help="only the first N files (path order)")
-    p.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_MB,
-                   help=f"shard size in MiB (default {DEFAULT_SHARD_MB})")
-    p.add_argument("--no-progress", action="store_true")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        dump_collection(args.hvsc_root, args.out_dir, workers=args.workers,
-                        max_seconds=args.max_seconds, all_subtunes=args.all_subtunes,
-                        limit=args.limit, shard_mb=args.shard_mb, progress=not args.no_progress)
-    except (ValueError, OSError) as e:
-        print(f"collection dump: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,14 +10,11 @@ DOCUMENTS/Songlengths.md5 (searched upward from the tune); DEFAULT_SECONDS (180 
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-from sidlive.frames import (NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_FRAME_RATE_HZ, Frames,
-                            FramesFormatError, save)
-from sidlive.c64.psid import PsidFormatError, PsidTune, UnsupportedTune, load_psid
+from sidlive.c64.psid import PsidTune, load_psid
 from sidlive.c64.songlengths import find_hvsc_root, load_songlengths, song_seconds, songlengths_path
+from sidlive.frames import NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_FRAME_RATE_HZ, Frames
 
 DEFAULT_SECONDS = 180.0
 MAX_SECONDS = 3600.0
@@ -110,51 +107,3 @@ def dump_tune(path: str | Path, subtune: int | None = None, seconds: float | Non
              "released": tune.released, "retriggers": int(res.retriggers), "raw": raw}
     return Frames(regs=res.regs, clock=clock, chip=tune.frames_chip(), frame_rate_hz=rate_hz,
                   title=tune.title, author=tune.author, source=str(path), extra=extra)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="sidlive dump",
-        description="Dump a PSID tune's SID registers, one frame per video frame (PAL: 50.125/s). "
-                    "Given a folder first (python -m sidlive.c64.dump HVSC_ROOT OUT_DIR ...), runs "
-                    "the resumable collection dump instead; see its --help.")
-    p.add_argument("tune", help="a PSID .sid file")
-    p.add_argument("--subtune", type=int, default=None, help="1-based subtune (default: the start song)")
-    p.add_argument("--seconds", type=float, default=None,
-                   help="length to dump (default: the tune's Songlengths.md5 entry when it lives "
-                        f"under an HVSC root, else {DEFAULT_SECONDS:g} s)")
-    p.add_argument("--raw", action="store_true",
-                   help="plain register snapshots: do not mark gate restarts inside one frame")
-    p.add_argument("-o", "--output", required=True, help="output frames file, .regs or .txt")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and Path(argv[0]).is_dir():
-        from sidlive.c64 import collection
-        return collection.main(argv)
-    args = build_parser().parse_args(argv)
-    out = Path(args.output)
-    if out.suffix.lower() not in (".regs", ".txt"):
-        print(f"sidlive dump: -o {out}: extension must be .regs or .txt", file=sys.stderr)
-        return 2
-    try:
-        frames = dump_tune(args.tune, args.subtune, args.seconds, raw=args.raw)
-        save(frames, out)
-    except (OSError, PsidFormatError, UnsupportedTune, DumpError, FramesFormatError, ValueError) as e:
-        print(f"sidlive dump: {e}", file=sys.stderr)
-        return 1
-    x = frames.extra
-    print(f"{out}: {len(frames)} frames ({frames.seconds:.1f} s, length from {x['seconds_from']}), "
-          f"subtune {x['subtune']}/{x['songs']}, {x['speed']} {x['play_hz']:.2f} Hz, "
-          f"status {x['status']}")
-    if x["status"] != "ok":
-        print(f"sidlive dump: warning: {x['status']}: {x['message']} (kept {len(frames)} frames)",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,20 +4,21 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> (module, one-line help). Each module has `main(argv: list[str] | None) -> int`.
+# name -> (module, one-line help). Each module has `main(argv: list[str] | None) -> int`. `score` runs
+# models through PyTorch, so it lives with the trainer and is reached only through this table.
 COMMANDS = {
     "live": ("sidlive.commands.live", "play the model live: MIDI/OSC control, loops, recording"),
-    "loop": ("sidlive.live.loops", "cut a prompt loop from a tune"),
+    "loop": ("sidlive.commands.loop", "cut a prompt loop from a tune"),
     "render": ("sidlive.commands.render", "render a frames file or .sid to WAV"),
-    "play": ("sidlive.audio.playback", "play a frames file or .sid on an audio device"),
+    "play": ("sidlive.commands.play", "play a frames file or .sid on an audio device"),
     "devices": ("sidlive.commands.devices", "list audio devices and MIDI ports"),
-    "dump": ("sidlive.c64.dump", "dump a .sid tune to register frames"),
-    "bench": ("sidlive.measure.bench", "measure this machine's figures"),
+    "dump": ("sidlive.commands.dump", "dump a .sid tune to register frames (or an HVSC tree to shards)"),
+    "bench": ("sidlive.commands.bench", "measure this machine's figures"),
     "score": ("training.score", "bits per frame of tunes: model vs change-model baseline"),
-    "generate": ("sidlive.live.offline", "generate frames from a model (.sidm) to .regs/.txt/.wav"),
-    "export": ("sidlive.export.psidfile", "frames (.regs/.txt) to a playable PSID .sid"),
-    "learn": ("sidlive.midi.learn", "bind the next moved MIDI control to a parameter"),
-    "recover": ("sidlive.audio.recover", "finish recordings left by a crash"),
+    "generate": ("sidlive.commands.generate", "generate frames from a model (.sidm) to .regs/.txt/.wav"),
+    "export": ("sidlive.commands.export", "frames (.regs/.txt) to a playable PSID .sid"),
+    "learn": ("sidlive.commands.learn", "bind the next moved MIDI control to a parameter"),
+    "recover": ("sidlive.commands.recover", "finish recordings left by a crash"),
     "demo": ("sidlive.commands.demo", "the main job on shipped defaults (what `make demo` runs)"),
 }
 

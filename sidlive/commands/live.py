@@ -16,8 +16,16 @@ import sys
 import threading
 from pathlib import Path
 
-from sidlive.live.daemon import (DEFAULT_CONTROLLER, DEFAULT_MODEL, NO_DEVICE_EXIT, SETUP_EXIT, LiveConfig,  # noqa: F401
-                             LiveDaemon, LiveError, NoAudioDevice)
+from sidlive.live.daemon import (  # noqa: F401
+    DEFAULT_CONTROLLER,
+    DEFAULT_MODEL,
+    NO_DEVICE_EXIT,
+    SETUP_EXIT,
+    LiveConfig,
+    LiveDaemon,
+    LiveError,
+    NoAudioDevice,
+)
 from sidlive.paths import LOOPS_DIR
 
 

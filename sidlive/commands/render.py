@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from sidlive.frames import Frames, FramesFormatError, load
 from sidlive.audio.renderer import render
 from sidlive.audio.wav import write_wav
+from sidlive.frames import Frames, FramesFormatError, load
 
 RATES_HZ = (44_100, 48_000)
 DEMO_SONG = "dojo"        # GoatTracker example by Cadaver (GPL-2+)
@@ -46,7 +46,7 @@ def load_input(path: str | Path, seconds: float | None = None, subtune: int | No
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         try:
-            from sidlive.c64.dump import dump_tune   # another stage; only needed for .sid input
+            from sidlive.c64.dump import dump_tune  # another stage; only needed for .sid input
             return dump_tune(path, subtune=subtune, seconds=seconds)
         except ImportError as e:
             raise RuntimeError(f"{path}: rendering a .sid needs sidlive.c64.dump, which is unavailable ({e})") from None

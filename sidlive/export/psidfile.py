@@ -20,16 +20,13 @@ of the frames, plus bytes per frame of the export and of ASID (docs/sid-export.m
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from sidlive.frames import NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_FRAME_RATE_HZ, Frames, FramesFormatError, load
 from sidlive.export.player import LOAD_ADDR, MAX_SUBTUNES, RAM_END, build_player, encode_best
+from sidlive.frames import NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_FRAME_RATE_HZ, Frames
 
 TEXT_BYTES = 32
 RATES_HZ = {"PAL": PAL_FRAME_RATE_HZ, "NTSC": NTSC_CLOCK_HZ / NTSC_FRAME_CYCLES}
@@ -178,167 +175,5 @@ def export_frames(frames: Frames | list[Frames], path: str | Path, *, title: str
 
 # --------------------------------------------------------------------------- check
 
-def check_tune(sid_path: Path, seconds: float, tmp_dir: Path, rate_hz: int = 48_000,
-               delay_cycles: int | None = None) -> dict:
-    """Dump -> export -> dump again (must be equal) -> sidplayfp vs sidlive render.
-
-    sidplayfp's samples are read at reSIDfp's true rate (`resid_rate_ratio`: its WAV runs
-    2.2e-4 slow, 13 ms over 60 s) where they are compared with `sidlive render`, as the
-    sound check does; corr_export_raw is the same correlation without that (for reference).
-    delay_cycles: sidplayfp's power-on delay (None: its random one)."""
-    from sidlive.midi.asid import bandwidth
-    from sidlive.measure.soundcheck import envelope_alignment, resid_rate_ratio, sidplayfp_render
-    from sidlive.frames import canonicalize
-    from sidlive.audio.renderer import render
-    from sidlive.c64.dump import dump_tune
-
-    frames = dump_tune(sid_path, seconds=seconds)
-    if frames.extra.get("status") != "ok":
-        raise ExportError(f"{sid_path}: the dump ended early ({frames.extra.get('status')})")
-    out = tmp_dir / "export.sid"
-    res = export_frames(frames, out, warn=lambda m: None)
-    secs = len(frames) / frames.frame_rate_hz
-    again = dump_tune(out, seconds=secs)
-    exact = len(again) == len(frames) and np.array_equal(canonicalize(again.regs), frames.regs)
-    ours = render(frames, rate_hz=rate_hz)
-    exported = sidplayfp_render(out, secs, subtune=1, chip=frames.chip, rate_hz=rate_hz,
-                                delay_cycles=delay_cycles)
-    original = sidplayfp_render(sid_path, secs, subtune=frames.extra["subtune"], chip=frames.chip,
-                                rate_hz=rate_hz, delay_cycles=delay_cycles)
-    sp_rate_hz = rate_hz * resid_rate_ratio(rate_hz)
-    r_exp, lag_exp = envelope_alignment(ours, exported, rate_hz, b_rate_hz=sp_rate_hz)
-    r_raw, _ = envelope_alignment(ours, exported, rate_hz)
-    r_orig, _ = envelope_alignment(ours, original, rate_hz, b_rate_hz=sp_rate_hz)
-    r_pp, _ = envelope_alignment(original, exported, rate_hz)
-    asid = bandwidth(frames.regs, frames.frame_rate_hz)
-    return {"frames": len(frames), "exact": bool(exact), "data_bytes": res.data_bytes,
-            "bytes_per_frame": round(res.bytes_per_frame, 3), "corr_export": round(r_exp, 4),
-            "corr_export_raw": round(r_raw, 4), "lag_ms": lag_exp, "corr_original": round(r_orig, 4),
-            "corr_sidplayfp": round(r_pp, 4),
-            "asid_mean": round(asid["mean"], 2), "asid_p99": asid["p99"], "asid_max": asid["max"],
-            "chip": frames.chip}
-
-
-def check(hvsc_root: Path, n: int = 20, seconds: float = 60.0, seed: int = 0, log=print,
-          delay_cycles: int | None = None) -> list[dict]:
-    """check_tune on the first n dumpable tunes of sidlive.measure.soundcheck.pick_tunes(root, n, seed)."""
-    import tempfile
-
-    from sidlive.measure.soundcheck import pick_tunes
-    from sidlive.c64.psid import load_psid
-
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="sidlive-export-check-") as tmp:
-        for path in pick_tunes(hvsc_root, n, seed):
-            if len(rows) >= n:
-                break
-            try:
-                if load_psid(path).unsupported():
-                    continue
-                row = check_tune(path, seconds, Path(tmp), delay_cycles=delay_cycles)
-            except Exception as e:  # a tune the dumper or sidplayfp refuses is listed, not fatal
-                log(f"skip {path.relative_to(hvsc_root)}: {type(e).__name__}: {e}")
-                continue
-            row["path"] = str(path.relative_to(hvsc_root))
-            rows.append(row)
-            log(_row_text(row))
-    return rows
-
-
-def _row_text(r: dict) -> str:
-    return (f"{'yes' if r['exact'] else 'NO':>5} {r['bytes_per_frame']:6.2f} {r['corr_export']:7.3f} "
-            f"{r['corr_export_raw']:7.3f} {r['corr_original']:7.3f} {r['corr_sidplayfp']:7.3f} "
-            f"{r['asid_mean']:6.1f} {r['asid_p99']:5.0f}  {r['path']}")
-
-
-def check_main(argv: list[str]) -> int:
-    import json
-
-    from sidlive.paths import hvsc_root
-    ap = argparse.ArgumentParser(prog="sidlive export check", description="round trip and sound check of .sid export")
-    ap.add_argument("hvsc", nargs="?", type=Path, default=None, help="HVSC C64Music folder (default ../shared)")
-    ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
-    ap.add_argument("--delay", type=int, default=None, metavar="CYCLES",
-                    help="sidplayfp's power-on delay, 0..8191 (default: its random one)")
-    args = ap.parse_args(argv)
-    if args.delay is not None and not 0 <= args.delay <= 8191:
-        print(f"sidlive export check: --delay must be in 0..8191, got {args.delay}", file=sys.stderr)
-        return 2
-    root = args.hvsc or hvsc_root()
-    if root is None or not Path(root).is_dir():
-        print("sidlive export check: no HVSC folder (give one, or put ../shared beside the checkout)", file=sys.stderr)
-        return 2
-    print("exact B/frame corr_exp exp_raw corr_orig sp_vs_sp asid_B p99  path  (corr: envelope vs sidlive "
-          "render; exp_raw: sidplayfp's samples not rate-corrected)")
-    rows = check(Path(root), args.n, args.seconds, args.seed, delay_cycles=args.delay)
-    if rows:
-        bpf = [r["bytes_per_frame"] for r in rows]
-        ce = [r["corr_export"] for r in rows]
-        cr = [r["corr_export_raw"] for r in rows]
-        am = [r["asid_mean"] for r in rows]
-        print(f"{sum(r['exact'] for r in rows)}/{len(rows)} exact; bytes/frame mean {np.mean(bpf):.2f} worst "
-              f"{max(bpf):.2f}; corr_export median {np.median(ce):.3f} min {min(ce):.3f}, >= 0.95: "
-              f"{sum(c >= 0.95 for c in ce)}/{len(rows)} (raw time base: median {np.median(cr):.3f} min "
-              f"{min(cr):.3f}, {sum(c >= 0.95 for c in cr)}/{len(rows)}); ASID bytes/frame mean "
-              f"{np.mean(am):.1f}, p99 max "
-              f"{max(r['asid_p99'] for r in rows):.0f} (MIDI DIN: {3125 / PAL_FRAME_RATE_HZ:.1f} per frame)")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
-    return 0 if rows and all(r["exact"] for r in rows) else 1
-
 
 # --------------------------------------------------------------------------- CLI
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="sidlive export", description=__doc__.splitlines()[0])
-    ap.add_argument("inputs", nargs="+", type=Path, help="frames files (.regs/.txt); each one a subtune")
-    ap.add_argument("-o", "--output", type=Path, required=True, help="output .sid file")
-    ap.add_argument("--title", default=None, help="title (default: the frames' metadata)")
-    ap.add_argument("--author", default=None, help="author (default: the frames' metadata)")
-    ap.add_argument("--released", default=None, help="released line, e.g. '2025 sidlive' (default: metadata)")
-    ap.add_argument("--loop", action="store_true", help="loop each subtune instead of ending in silence")
-    ap.add_argument("--seconds", type=float, default=None, help="export at most this many seconds of each input")
-    return ap
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "check":
-        return check_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    if args.output.suffix.lower() != ".sid":
-        print(f"sidlive export: -o {args.output}: the output must be a .sid file", file=sys.stderr)
-        return 2
-    if args.seconds is not None and not args.seconds > 0:
-        print(f"sidlive export: --seconds must be > 0, got {args.seconds}", file=sys.stderr)
-        return 2
-    try:
-        frames_list = []
-        for p in args.inputs:
-            fr = load(p)
-            if not fr.source:
-                fr.source = str(p)
-            if args.seconds is not None:
-                fr = fr.slice(0, max(1, int(round(args.seconds * fr.frame_rate_hz))))
-            if len(fr) == 0:
-                raise ExportError(f"{p}: no frames")
-            frames_list.append(fr)
-        res = export_frames(frames_list, args.output, title=args.title, author=args.author,
-                            released=args.released, loop=args.loop)
-    except (OSError, FramesFormatError, ExportError) as e:
-        print(f"sidlive export: {e}", file=sys.stderr)
-        return 1
-    total = sum(res.frames)
-    rate = frames_list[0].frame_rate_hz
-    print(f"wrote {res.path}: {res.subtunes} subtune{'s' * (res.subtunes > 1)}, {total} frames "
-          f"({total / rate:.1f} s), {res.data_bytes} bytes of frame data = {res.bytes_per_frame:.2f} "
-          f"bytes/frame; image ${res.load_addr:04X}-${res.load_addr + res.image_bytes - 1:04X} "
-          f"({res.free_bytes} bytes free below ${RAM_END:04X})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

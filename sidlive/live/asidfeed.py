@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from sidlive.live.callback import N_PLAYED
 from sidlive.frames import CONTROL_REGS, NUM_REGS
+from sidlive.live.callback import N_PLAYED
 
 WAVEFORM_BITS = 0xF0
 

@@ -22,16 +22,16 @@ import threading
 import time
 from pathlib import Path
 
-from sidlive.live import stats as livestats
-from sidlive.control.params import ControlEvent, Controls, ControlState
-from sidlive.live.callback import EV_KEYS, EV_MUTE, EV_NAMES, EV_PANIC, AudioEngine
-from sidlive.live.genthread import GeneratorThread, GenRequest
-from sidlive.control.keyvoice import KeyVoice, NoteEvent
-from sidlive.live.loops import Arrangement, LoopError, LoopLibrary
-from sidlive.midi.lane import Waker
 from sidlive.audio.outputs import NullOutput
 from sidlive.audio.ring import FrameRing
+from sidlive.control.keyvoice import KeyVoice, NoteEvent
+from sidlive.control.params import ControlEvent, Controls, ControlState
+from sidlive.live import stats as livestats
+from sidlive.live.callback import EV_KEYS, EV_MUTE, EV_NAMES, EV_PANIC, AudioEngine
+from sidlive.live.genthread import GeneratorThread, GenRequest
+from sidlive.live.loops import Arrangement, LoopError, LoopLibrary
 from sidlive.live.ports import LiveError, NoAudioDevice, SessionIO, set_realtime  # noqa: F401
+from sidlive.midi.lane import Waker
 from sidlive.paths import DEFAULT_CONTROLLER, DEFAULT_MODEL, LOOPS_DIR
 
 log = logging.getLogger("sidlive.commands.live")   # messages also go here (INFO)

@@ -17,10 +17,8 @@ library keeps the version it had before (hot reload: `LoopLibrary.refresh`).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -293,29 +291,3 @@ def cut_to_file(src, out, start_s: float, seconds: float, *, subtune=None, name=
                               chip=piece.chip, start_s=start_s, tempo_bpm=tempo_bpm, license=lic,
                               clock=piece.clock, frame_rate_hz=piece.frame_rate_hz)
     return save_loop(frames, out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sidlive loop", description="Cut a prompt loop (2-16 s) from a tune or "
-                                 "frames file: .sid (dumped), .sng (GoatTracker), .regs or .txt.")
-    ap.add_argument("input", type=Path, help="TUNE.sid, SONG.sng, FRAMES.regs or FRAMES.txt")
-    ap.add_argument("--start", default="0", help="where the loop starts: seconds or m:ss (default 0)")
-    ap.add_argument("--seconds", type=float, default=4.0, help=f"length, {MIN_SECONDS:g}..{MAX_SECONDS:g} s (default 4)")
-    ap.add_argument("--subtune", type=int, default=None, help="1-based subtune of a .sid/.sng")
-    ap.add_argument("--name", default=None, help="loop name (default: the output file's stem)")
-    ap.add_argument("--tempo", type=float, default=None, help="tempo in BPM, if known")
-    ap.add_argument("--license", default="", help="license of the source material (kept in the metadata)")
-    ap.add_argument("-o", "--output", type=Path, required=True, help="output loop, .regs")
-    args = ap.parse_args(argv)
-    try:
-        lp = cut_to_file(args.input, args.output, parse_time(args.start), args.seconds, subtune=args.subtune,
-                         name=args.name, tempo_bpm=args.tempo, license=args.license)
-    except (LoopError, OSError, ValueError, RuntimeError) as e:
-        print(f"sidlive loop: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {lp.path}: loop {lp.name!r}, {len(lp.regs)} frames ({lp.seconds:.2f} s) from {lp.source}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

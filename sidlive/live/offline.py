@@ -10,14 +10,12 @@ a .wav is rendered with reSID (sidlive.audio.renderer).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from sidlive.frames import Frames, FramesFormatError, load, save
+from sidlive.frames import Frames, load, save
 from sidlive.paths import DEFAULT_MODEL
 
 OUT_EXTS = (".regs", ".txt", ".wav", ".sid")
@@ -49,9 +47,9 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
                   prompt: str | Path | None = None, prompt_seconds: float = 4.0, composer: str | None = None,
                   with_prompt: bool = False, chip: str | None = None, rate_hz: int = 48_000, log=print) -> dict:
     """Generate `frames` frames and write them to out_path; returns what was done."""
+    from engine.config import ANY_COMPOSER, normalize_composer
     from engine.generator import Generator, check_sampling
     from engine.weights import load_model
-    from engine.config import ANY_COMPOSER, normalize_composer
 
     out_path = Path(out_path)
     if out_path.suffix.lower() not in OUT_EXTS:
@@ -96,37 +94,3 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
     return {"out": str(out_path), "frames": int(len(regs)), "generated": frames, "model": str(model_path),
             "prompt_frames": len(pr) if pr is not None else 0, "setup_s": t1 - t0, "generate_s": t2 - t1,
             "frames_per_s": frames / max(t2 - t1, 1e-9)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sidlive generate", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="model file (default presets/models/default.sidm)")
-    ap.add_argument("--frames", type=int, default=700, help="frames to generate (50.125 per second; default 700)")
-    ap.add_argument("--temp", type=float, default=1.0, help="temperature, 0 = greedy (default 1.0)")
-    ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely values, 0 = off (default)")
-    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1 = off (default)")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ap.add_argument("--prompt", type=Path, default=None, help="prompt: a .sid tune or a .regs/.txt frames file")
-    ap.add_argument("--prompt-seconds", type=float, default=4.0, help="seconds of the prompt to use (default 4)")
-    ap.add_argument("--composer", default=None, help="condition on a composer the model knows (default: any)")
-    ap.add_argument("--with-prompt", action="store_true", help="write the prompt frames before the generated ones")
-    ap.add_argument("--chip", choices=("6581", "8580"), default=None, help="SID model for .wav (default 6581)")
-    ap.add_argument("--rate", type=int, choices=RATES_HZ, default=48_000, help="sample rate of a .wav in Hz")
-    ap.add_argument("-o", "--output", type=Path, required=True, help="output file (.regs, .txt, .wav or .sid)")
-    args = ap.parse_args(argv)
-    try:
-        info = generate_file(args.output, model=args.model, frames=args.frames, temperature=args.temp,
-                             top_k=args.top_k, top_p=args.top_p, seed=args.seed, prompt=args.prompt,
-                             prompt_seconds=args.prompt_seconds, composer=args.composer,
-                             with_prompt=args.with_prompt, chip=args.chip, rate_hz=args.rate,
-                             log=lambda s: print(s, file=sys.stderr, flush=True))
-    except (OSError, ValueError, RuntimeError, FramesFormatError) as e:
-        print(f"sidlive generate: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {info['out']}: {info['frames']} frames ({info['generated']} generated after "
-          f"{info['prompt_frames']} prompt frames) at {info['frames_per_s']:.0f} frames/s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sidlive.audio.outputs import NullOutput, StreamOutput, find_device
 from sidlive.frames import PAL_FRAME_RATE_HZ
 from sidlive.live.loops import LoopError, capture
-from sidlive.audio.outputs import NullOutput, StreamOutput, find_device
 
 
 class LiveError(RuntimeError):
@@ -75,8 +75,8 @@ class SessionIO:
     def _open_asid(self) -> None:
         if self.cfg.asid in (None, "none"):
             return
-        from sidlive.midi.asid import AsidOut
         from sidlive.live.asidfeed import AsidFeed
+        from sidlive.midi.asid import AsidOut
         from sidlive.midi.inputs import MidiPortError
         if not 0.0 <= self.cfg.asid_lead_s <= 1.0:
             raise LiveError(f"--asid-lead-ms: {self.cfg.asid_lead_s * 1e3:g} is outside 0..1000")

@@ -13,13 +13,10 @@ second); nothing here asserts on time.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
-import json
 import platform
 import random
-import sys
 import time
 from typing import Callable
 
@@ -47,8 +44,8 @@ def benchmark(name: str):
 @benchmark("render")
 def bench_render(quick: bool = False) -> dict:
     """Real-time factor: 60 s of a GoatTracker fixture rendered at 48 kHz (6581)."""
-    from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
     from sidlive.audio.renderer import Renderer
+    from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
 
     seconds = 5.0 if quick else 60.0
     try:
@@ -153,27 +150,3 @@ def format_report(results: dict) -> str:
         else:
             lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in fig.items()))
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sidlive bench", description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all), e.g. soak")
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these benchmarks")
-    ap.add_argument("--quick", action="store_true", help="short workloads (seconds, not minutes)")
-    ap.add_argument("--minutes", type=float, default=None, help="length of timed runs that take one (soak)")
-    ap.add_argument("--model", default=None, help="model file for model benchmarks (default: the shipped one)")
-    ap.add_argument("--fx", default=None, help="soak with this effects chain on (presets/fx name)")
-    args = ap.parse_args(argv)
-    try:
-        results = run((args.names or []) + (args.only or []) or None, quick=args.quick,
-                      minutes=args.minutes, model=args.model, fx=args.fx)
-    except ValueError as e:
-        print(f"sidlive bench: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(results, indent=1) if args.json else format_report(results))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.frames import REG_NAMES, canonicalize
 from sidlive.c64.dump import dump_tune
 from sidlive.c64.psid import PsidFormatError, load_psid
+from sidlive.frames import REG_NAMES, canonicalize
 
 # Absolute-address reads that make a tune depend on what the oracle does not model alike.
 _READ_OPCODES = (0xAD, 0xAE, 0xAC, 0xBD, 0xB9, 0xBE, 0xBC, 0x2C, 0xCD, 0xEC, 0xCC, 0x4D, 0x6D, 0xED)

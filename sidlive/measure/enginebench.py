@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ModelConfig, param_shapes
-from training.config import resolve
 from engine.sidm import write_sidm
 from sidlive.paths import DEFAULT_MODEL, REPO_ROOT
+from training.config import resolve
 
 DEFAULT_TOML = REPO_ROOT / "training" / "configs" / "default.toml"
 FRAME_RATE_HZ = 50.1245

@@ -51,10 +51,10 @@ SOAK_PORT = "sidlive-soak"
 def replay_take(base: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(recorded int16 samples, offline render of the recorded frames with the logged
     renderer events replayed at their block's first sample)."""
-    from sidlive.frames import load_regs
     from sidlive.audio.recording import session_paths
     from sidlive.audio.renderer import Renderer
     from sidlive.audio.wav import read_wav
+    from sidlive.frames import load_regs
 
     paths = session_paths(base)
     live, rate = read_wav(paths["wav"])
@@ -236,8 +236,8 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
     """Run the soak, latency and replay measurements; returns the figures (see module doc)."""
     import rtmidi
 
-    from sidlive.control.maps import load_map
     from sidlive.audio.jackserver import JackServer
+    from sidlive.control.maps import load_map
     from sidlive.live.daemon import LiveConfig, LiveDaemon
 
     model = Path(model) if model is not None else DEFAULT_MODEL

@@ -172,6 +172,7 @@ def replay_writes(writes: np.ndarray, chip: str, n_cycles: int, rate_hz: int = 4
     writes: (n, 3) int rows (cycle, register, value) in cycle order, cycle 0 = the first
     sample (earlier writes, e.g. init's, are applied with their spacing, unheard)."""
     from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
+
     from sidlive.audio.renderer import CLOCK_PARAMS, WARMUP_CYCLES
     if chip not in ("6581", "8580"):
         raise ValueError(f"chip must be '6581' or '8580'; got {chip!r}")
@@ -205,7 +206,7 @@ def replay_writes(writes: np.ndarray, chip: str, n_cycles: int, rate_hz: int = 4
 def cycle_exact_writes(sid_path: str | Path, subtune: int, n_frames: int):
     """Run the dumper's emulator on a PSID subtune (1-based) logging every SID write:
     sidlive.c64.machine.DumpResult with sid_writes (cycles from frame 0's boundary)."""
-    from sidlive.c64.machine import run_psid   # the dumper's emulator; imported late
+    from sidlive.c64.machine import run_psid  # the dumper's emulator; imported late
     from sidlive.c64.psid import load_psid
     tune = load_psid(sid_path).require_supported()
     return run_psid(tune.data, tune.load_addr, tune.init_addr, tune.play_addr, subtune - 1, n_frames,
@@ -234,7 +235,7 @@ def check_tune(sid_path: Path, seconds: float = 30.0, rate_hz: int = 48_000, dum
     writes with sidplayfp ("exact"; both on reSID's time base) and add write_stats."""
     from sidlive.audio.renderer import render
     if dump is None:
-        from sidlive.c64.dump import dump_tune as dump   # another stage; imported late
+        from sidlive.c64.dump import dump_tune as dump  # another stage; imported late
     t0 = time.perf_counter()
     frames = dump(sid_path, subtune=None, seconds=seconds)
     t_dump = time.perf_counter() - t0

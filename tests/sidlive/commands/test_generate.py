@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from engine.generator import Generator
-from sidlive.live import offline as gen_cli
+from sidlive.commands import generate as gen_cli
+from sidlive.live import offline
 from sidlive.frames import Frames, load, save
 from sidlive.audio.wav import read_wav
 from tests.conftest import walk
@@ -65,7 +66,7 @@ def test_sid_prompt(tmp_path, tiny_np):
 ])
 def test_errors_name_the_problem(tmp_path, tiny_np, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(gen_cli, "DEFAULT_MODEL", tmp_path / "presets" / "models" / "default.sidm")
+    monkeypatch.setattr(offline, "DEFAULT_MODEL", tmp_path / "presets" / "models" / "default.sidm")
     (tmp_path / "bad.sidm").write_bytes(b"JUNK" + bytes(40))
     (tmp_path / "p.wav").write_bytes(b"")
     args = [str(tiny_np) if a == "MODEL" else a for a in args]

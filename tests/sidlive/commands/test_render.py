@@ -13,6 +13,7 @@ from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
 from sidlive.frames import PAL_CLOCK_HZ, PAL_FRAME_CYCLES, save
 from sidlive.audio.renderer import frame_sample_boundary
 from sidlive.audio.wav import HEADER_BYTES, WavWriter, read_wav, write_wav
+from sidlive.commands import play as play_cmd
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,7 @@ def test_demo_writes_a_wav(tmp_path, capsys):
 
 def test_play_without_device_exits_3(song, capsys):
     _, d = song
-    assert play.main([str(d / "dojo.regs"), "--device", "no-such-device-xyz"]) == play.NO_DEVICE_EXIT
+    assert play_cmd.main([str(d / "dojo.regs"), "--device", "no-such-device-xyz"]) == play.NO_DEVICE_EXIT
     err = capsys.readouterr().err
     assert "no-such-device-xyz" in err or "no audio" in err
     assert play.play_wav_if_device(d / "nothing.wav", device="no-such-device-xyz").startswith("not played")
@@ -170,7 +171,7 @@ def test_play_through_jack_dummy(song, jack, capsys):
     idx = portaudio_jack_device("output")
     if idx is None:
         pytest.skip("PortAudio here has no JACK host API")
-    assert play.main([str(d / "dojo.regs"), "--seconds", "0.5", "--device", str(idx)]) == 0
+    assert play_cmd.main([str(d / "dojo.regs"), "--seconds", "0.5", "--device", str(idx)]) == 0
     assert "playing" in capsys.readouterr().out
 
 

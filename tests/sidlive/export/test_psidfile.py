@@ -10,7 +10,8 @@ from sidlive.frames import NUM_REGS, PAL_FRAME_CYCLES, WRITE_ORDER, Frames, cano
 from sidlive.export.assembler import Program
 from sidlive.export.player import (WRITE_SLOT_CYCLES, LOAD_ADDR, RAM_END, STREAMS, T_COPY, T_HOLD, T_WAIT, build_player, encode_best,
                                 encode_subtunes, stream_tokens)
-from sidlive.export.psidfile import ExportError, export_frames, main, psid_text
+from sidlive.commands.export import main
+from sidlive.export.psidfile import ExportError, export_frames, psid_text
 from sidlive.c64.machine import run_psid
 from sidlive.c64.psid import load_psid
 

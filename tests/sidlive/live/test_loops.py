@@ -9,6 +9,7 @@ from sidlive.live import loops as L
 from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
 from sidlive.frames import PAL_FRAME_RATE_HZ, Frames, load, save, save_regs, save_txt
 from sidlive.paths import LOOPS_DIR
+from sidlive.commands import loop as loop_cmd
 
 
 def walk(n: int, seed: int = 0) -> np.ndarray:
@@ -131,14 +132,14 @@ def test_cut_from_frames_files_and_cli(tmp_path, capsys):
     save(fr, tmp_path / "src.txt")
     for src in ("src.regs", "src.txt"):
         out = tmp_path / f"cut-{src}.regs"
-        assert L.main([str(tmp_path / src), "--start", "0:04", "--seconds", "3", "-o", str(out), "--tempo", "90"]) == 0
+        assert loop_cmd.main([str(tmp_path / src), "--start", "0:04", "--seconds", "3", "-o", str(out), "--tempo", "90"]) == 0
         lp = L.load_loop(out)
         a = int(round(4 * PAL_FRAME_RATE_HZ))
         assert np.array_equal(lp.regs, fr.regs[a:a + int(round(3 * PAL_FRAME_RATE_HZ))]) and lp.tempo_bpm == 90
         assert lp.frames.extra["loop"]["start_s"] == 4.0
-    assert L.main([str(tmp_path / "src.regs"), "--start", "18", "--seconds", "4", "-o", str(tmp_path / "x.regs")]) == 1
+    assert loop_cmd.main([str(tmp_path / "src.regs"), "--start", "18", "--seconds", "4", "-o", str(tmp_path / "x.regs")]) == 1
     assert "runs past the end" in capsys.readouterr().err
-    assert L.main([str(tmp_path / "src.regs"), "--seconds", "30", "-o", str(tmp_path / "x.regs")]) == 1
+    assert loop_cmd.main([str(tmp_path / "src.regs"), "--seconds", "30", "-o", str(tmp_path / "x.regs")]) == 1
     assert "2..16 s" in capsys.readouterr().err
 
 

@@ -3,10 +3,11 @@ import json
 import pytest
 
 from sidlive.measure import bench
+from sidlive.commands import bench as bench_cmd
 
 
 def test_render_figures_json(capsys):
-    assert bench.main(["--json", "--quick", "--only", "render"]) == 0
+    assert bench_cmd.main(["--json", "--quick", "--only", "render"]) == 0
     out = json.loads(capsys.readouterr().out)
     fig = out["render"]
     if "unavailable" in fig:
@@ -35,7 +36,7 @@ def test_text_report_and_registry(capsys):
     assert {"render", "dump"} <= set(bench.BENCHMARKS)
     with pytest.raises(ValueError, match="already registered"):
         bench.benchmark("render")(lambda quick=False: {})
-    assert bench.main(["--only", "nope"]) == 2
+    assert bench_cmd.main(["--only", "nope"]) == 2
     assert "unknown benchmark 'nope'" in capsys.readouterr().err
 
 

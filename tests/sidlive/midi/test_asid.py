@@ -256,7 +256,7 @@ def test_refresh_resends_every_register(jack, wait):
 @pytest.mark.parametrize("audio", [True, False], ids=["with-audio", "asid-only"])
 def test_play_streams_the_frames_as_asid(jack, wait, tmp_path, capsys, audio):
     """`sidlive play IN --asid PORT`: beside the JACK audio, or alone when there is no device."""
-    from sidlive.audio import playback as play
+    from sidlive.commands import play as play_cmd
     from sidlive.frames import Frames, canonicalize, save
     from sidlive.audio.jackserver import portaudio_jack_device
 
@@ -269,7 +269,7 @@ def test_play_streams_the_frames_as_asid(jack, wait, tmp_path, capsys, audio):
     got: list[bytes] = []
     rx = jack_receiver("asid-play", got)
     try:
-        assert play.main([str(tmp_path / "in.regs"), "--device", str(dev), "--asid", "asid-play",
+        assert play_cmd.main([str(tmp_path / "in.regs"), "--device", str(dev), "--asid", "asid-play",
                           "--mute", "2"]) == 0
         assert wait(lambda: got and got[-1] == STOP_MESSAGE, timeout_s=3), "stop never arrived"
     finally:

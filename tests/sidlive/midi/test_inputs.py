@@ -6,12 +6,12 @@ import threading
 import mido
 import pytest
 
-from sidlive.midi import learn as learn_mod
 from sidlive.control.maps import MidiMapper, load_map, preset_paths
 from sidlive.control.params import Controls
 from sidlive.audio.jackserver import jack_running
 from sidlive.midi.inputs import (DummyMidiInput, MidiPortError, RtMidiInput, choose_api, list_input_ports, match_port,
                           open_input)
+from sidlive.commands import learn as learn_cmd
 
 NANO = next(p for p in preset_paths() if p.stem == "korg_nanokontrol2")
 
@@ -111,7 +111,7 @@ def test_unknown_port_lists_what_exists(jack):
 def test_learn_command_over_jack(jack, jack_midi_out, wait, tmp_path, capsys):
     path = tmp_path / "learned.toml"
     rc = []
-    t = threading.Thread(target=lambda: rc.append(learn_mod.main(
+    t = threading.Thread(target=lambda: rc.append(learn_cmd.main(
         ["--controller", str(path), "--midi", "virtual", "--timeout", "20", "solo_2"])))
     t.start()
     try:
