@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.kernels import SC_G, SC_QEMB, SC_TOK, SD_CUM, SD_LP, SD_P, SD_Z, SI_IDX, SI_TMP
-from engine.kernels import add_row, global_step, local_push, readout
+from engine.kernels import (SC_G, SC_QEMB, SC_TOK, SD_CUM, SD_LP, SD_P, SD_Z, SI_IDX, SI_TMP, add_row, global_step,
+                            local_push, readout)
 from engine.sampler import pick, uniform
 from engine.weights import D_ALL, D_CAP, D_DL, D_R, D_V, E_PREV_EMB, E_VAL_EMB
 

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.frame import (MODE_SAMPLE, MODE_TEACHER, SF_LEN, SF_TEMP, SF_TOPP, ST_COMP, ST_FHI, ST_KHI, ST_LEN,
-                          ST_N, ST_ORIGIN, ST_TOPK, feed_frames, run_frames)
+from engine.frame import (MODE_SAMPLE, MODE_TEACHER, SF_LEN, SF_TEMP, SF_TOPP, ST_COMP, ST_FHI, ST_KHI, ST_LEN, ST_N,
+                          ST_ORIGIN, ST_TOPK, feed_frames, run_frames)
 from engine.jit import ensure_compiled
 from engine.kernels import SC_ROWS, SD_ROWS, SI_ROWS, scratch_width
 from engine.weights import D_CAP, D_MAXTOK, EngineModel, load_model

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from engine.frame import feed_frames, run_frames
+
 COMPILE_ESTIMATE_S = 30          # first build here: ~14 s of CPU, 20-45 s of wall time on a busy machine
 KERNEL_SOURCES = ("weights.py", "kernels.py", "sampler.py", "frame.py")
 STAMP_NAME = "engine-kernels.sha256"
@@ -19,7 +21,6 @@ _lock = threading.Lock()
 
 
 def _entry_points():
-    from engine.frame import feed_frames, run_frames
     return feed_frames, run_frames
 
 

@@ -19,10 +19,10 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.weights import (B_ATTN_NORM, B_MLP_NORM, B_W_DOWN, B_W_UP, B_WK, B_WO, B_WQ, B_WV, BLOCK_SLOTS,
-                            D_CAP, D_DG, D_DL, D_DR, D_FG, D_FL, D_HG, D_LG, D_LL, D_V, D_W, E_BLOCKS,
-                            E_COMPOSER_EMB, E_COPY_BONUS, E_G_NORM, E_G_TO_LOCAL, E_IN_EMB, E_RO_BIAS, E_RO_DOWN,
-                            E_RO_NORM1, E_RO_NORM2, E_RO_OUT, E_RO_SAME, E_RO_UP, F_EPS, F_THETA)
+from engine.weights import (B_ATTN_NORM, B_MLP_NORM, B_W_DOWN, B_W_UP, B_WK, B_WO, B_WQ, B_WV, BLOCK_SLOTS, D_CAP,
+                            D_DG, D_DL, D_DR, D_FG, D_FL, D_HG, D_LG, D_LL, D_V, D_W, E_BLOCKS, E_COMPOSER_EMB,
+                            E_COPY_BONUS, E_G_NORM, E_G_TO_LOCAL, E_IN_EMB, E_RO_BIAS, E_RO_DOWN, E_RO_NORM1,
+                            E_RO_NORM2, E_RO_OUT, E_RO_SAME, E_RO_UP, F_EPS, F_THETA)
 
 # float reassociation for vectorised dot products; no nnan/ninf (the sampler relies on -inf)
 FM = {"reassoc", "nsz", "arcp", "contract"}

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.config import ModelConfig, param_shapes
+
 MAGIC = b"SIDM"
 VERSION = 1
 ALIGN = 16
@@ -150,7 +152,6 @@ def load_sidm(path: str | Path, expected_shapes: dict[str, tuple] | None = None)
     if off != len(blob):
         raise SidmFormatError(f"{path}: {len(blob) - off} unexpected bytes after tensor {n_tensors - 1} at offset {off}")
     if expected_shapes is None:
-        from engine.config import ModelConfig, param_shapes
         try:
             expected_shapes = param_shapes(ModelConfig.from_dict(config))
         except (TypeError, ValueError) as e:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.frames import NUM_REGS
 from engine.config import ModelConfig, param_shapes
 from engine.sidm import DT_F32, DT_I8_ROWS, SidmFormatError, load_sidm
+from sidlive.frames import NUM_REGS
 
 # tensor slots
 # (np.int64, not int: Numba would compile one specialization per literal slot number)

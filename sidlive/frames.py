@@ -31,6 +31,12 @@ PAL_FRAME_CYCLES = 19_656  # 312 lines x 63 cycles
 NTSC_FRAME_CYCLES = 17_095  # 263 lines x 65 cycles
 PAL_FRAME_RATE_HZ = PAL_CLOCK_HZ / PAL_FRAME_CYCLES  # 50.1245...
 
+def frame_sample_boundary(k: int, rate_hz: int, cycles_per_frame: int = PAL_FRAME_CYCLES,
+                          clock_hz: int = PAL_CLOCK_HZ) -> int:
+    """Output samples spanned by frames 0..k-1: floor(k * cycles * rate / clock), exact."""
+    return (k * cycles_per_frame * rate_hz) // clock_hz
+
+
 # Register offsets within $D400.
 REG_NAMES = (
     "v1_freq_lo", "v1_freq_hi", "v1_pw_lo", "v1_pw_hi", "v1_ctrl", "v1_ad", "v1_sr",

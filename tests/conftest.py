@@ -69,8 +69,8 @@ def tiny_all(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_np(tmp_path_factory):
     """A torch-free tiny model (numpy random init) for tests that need no reference."""
-    from sidlive.measure.enginebench import random_model
     from engine.config import ModelConfig
+    from sidlive.measure.enginebench import random_model
     path = tmp_path_factory.mktemp("engine") / "tiny_np.sidm"
     return random_model(path, ModelConfig(**TINY), seed=5)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sidlive.frames import NUM_REGS
+from training.dataset import FrameStore, load_index, split
 
 
 class ChangeModel:
@@ -88,7 +89,6 @@ class ChangeModel:
 
 
 def fit_dataset(data_dir: str | Path, val_permille: int, seed: int, max_tunes: int = 0) -> ChangeModel:
-    from training.dataset import FrameStore, load_index, split
     train, _ = split(load_index(data_dir), val_permille, seed)
     if max_tunes:
         train = train[:max_tunes]

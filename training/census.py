@@ -53,12 +53,17 @@ collapse is such a stretch with P <= max_period_s and length > min_repeat_s.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
-from sidlive.frames import NUM_REGS, PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ
+from sidlive.c64.dump import dump_tune
+from sidlive.frames import NUM_REGS, PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ, load
 
 CENSUS_KEYS = ("silent_share", "onsets_per_s", "arpeggio_share", "pwm_sweep_share",
                "drums_per_s", "filter_sweep_share")
@@ -394,9 +399,7 @@ def loop_collapse(regs: np.ndarray, max_period_s: float = 4.0, min_repeat_s: flo
 
 def _load_sequences(paths: list[str], seconds: float, sample: int | None):
     """Yield (name, regs or None, error) for .sid/.regs/.txt files and folders of .sid files."""
-    from pathlib import Path
 
-    from sidlive.frames import load
     files = []
     for p in map(Path, paths):
         files += sorted(q for q in p.rglob("*") if q.suffix.lower() == ".sid") if p.is_dir() else [p]
@@ -405,7 +408,6 @@ def _load_sequences(paths: list[str], seconds: float, sample: int | None):
     for f in files:
         try:
             if f.suffix.lower() == ".sid":
-                from sidlive.c64.dump import dump_tune
                 # the tune's own length (Songlengths.md5), cut to `seconds`: no silence after its end
                 yield str(f), dump_tune(f).regs[:int(round(seconds * PAL_FRAME_RATE_HZ))], None
             else:
@@ -416,8 +418,6 @@ def _load_sequences(paths: list[str], seconds: float, sample: int | None):
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m training.census PATH... [--seconds 60] [--sample N] [--json]`: census of real tunes."""
-    import argparse
-    import json
     ap = argparse.ArgumentParser(prog="python -m training.census", description=main.__doc__)
     ap.add_argument("paths", nargs="+", help=".sid (dumped), .regs/.txt files, or folders of .sid")
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds of each tune")
@@ -450,5 +450,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
     sys.exit(main())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.config import ModelConfig
 
+
 @dataclasses.dataclass
 class TrainConfig:
     """Trainer settings (not needed to run the model)."""

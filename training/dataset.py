@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.frames import NUM_REGS
 from engine.config import ANY_COMPOSER, normalize_composer
+from sidlive.frames import NUM_REGS
 
 VOICE_REGS = 7
 RES_FILT, MODE_VOL = 0x17, 0x18

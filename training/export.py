@@ -20,13 +20,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from engine.config import ModelConfig
 from engine.sidm import load_sidm, write_sidm
+from sidlive.frames import canonicalize
+from training.model import SidModel, load_checkpoint
+from training.sample import generate, incremental_logprobs
 
 
 def export(ckpt_path: str | Path, out_path: str | Path, log=print) -> list[dict]:
-    from training.model import load_checkpoint
     model, ckpt = load_checkpoint(ckpt_path)
     meta = {"source": Path(ckpt_path).name, "step": ckpt.get("step"), "frames_seen": ckpt.get("frames_seen"),
             "val_bits_per_frame": ckpt.get("val_bits"), "params": ckpt.get("params")}
@@ -49,7 +52,6 @@ def export_model(model, out_path: str | Path, meta: dict | None = None, log=prin
 
 def model_from_sidm(path: str | Path):
     """A PyTorch SidModel holding the dequantized weights of a .sidm file."""
-    from training.model import SidModel
     f = load_sidm(path)
     model = SidModel(ModelConfig.from_dict(f.config))
     model.load_export_state(f.dequantized())
@@ -70,20 +72,17 @@ GOLDEN_FRAMES = 24  # prompt + 24 > context 16: exercises the sliding window
 def golden_prompt() -> np.ndarray:
     rng = np.random.default_rng(GOLDEN_SEED)
     p = rng.integers(0, 256, size=(GOLDEN_PROMPT_FRAMES, 25)).astype(np.uint8)
-    from sidlive.frames import canonicalize
     return canonicalize(p)
 
 
 def fixture_model():
-    import torch
-    from training.model import SidModel
+
     torch.manual_seed(GOLDEN_SEED % (1 << 31))
     return SidModel(ModelConfig(**GOLDEN_CONFIG))
 
 
 def write_golden(out_dir: str | Path) -> dict:
     """Write golden.sidm and golden.json into out_dir; returns the JSON dict."""
-    from training.sample import generate, incremental_logprobs
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sidm_path = out_dir / "golden.sidm"

@@ -23,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.generator import Generator
-from sidlive.frames import save_regs
-from engine.weights import EngineModel, load_model
 from engine.config import ANY_COMPOSER, normalize_composer
+from engine.generator import Generator
+from engine.weights import EngineModel, load_model
+from sidlive.frames import save_regs
+from training.export import export, model_from_sidm
+from training.model import load_checkpoint
+from training.score import TorchScorer, load_frames, score_files
 
 
 class EngineScorer:
@@ -53,9 +56,6 @@ def int8_cost(ckpt_path: str | Path, paths: list, composer: str | None = None, m
               log=print) -> dict:
     """Bits/frame on `paths` (frames files or .sid): float checkpoint vs its int8 export (both
     PyTorch, same scorer), and the engine. int8_cost_bits_per_frame = int8 - float."""
-    from training.export import export, model_from_sidm
-    from training.model import load_checkpoint
-    from training.score import TorchScorer, load_frames, score_files
 
     frames_paths = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """Does the model jam around a keyboard-played voice? The census of the other two voices
 with one voice forced to a played bassline, beside free generation from the same prompts
-and seeds (the keyboard voice of sidlive live, issue #6).
+and seeds (the keyboard voice of sidlive live).
 
     python -m training.jam presets/models/default.sidm [--n 10] [--seconds 30] [--voice 1] [--json]
 
@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.frames import PAL_FRAME_RATE_HZ, load
+from engine.generator import Generator
 from sidlive.control.keyvoice import KeyboardConfig, frames_for
-from training.census import census
+from sidlive.control.params import PARAMS
+from sidlive.frames import PAL_FRAME_RATE_HZ, load
 from sidlive.paths import LOOPS_DIR
+from training.census import census
 
 # An A-minor riff, 8th notes at 125 BPM (12 frames per step), each held 9 frames.
 RIFF = (33, 45, 33, 43, 29, 41, 36, 40, 31, 43, 31, 38, 28, 40, 35, 44)
@@ -43,8 +45,6 @@ def bassline_events(n_frames: int, riff=RIFF, step: int = STEP_FRAMES, hold: int
 
 def run_jam(model_path, n: int = 10, seconds: float = 30.0, voice: int = 1, temperature: float | None = None,
             seed: int = 2000, prompt_seconds: float = 3.0) -> dict:
-    from engine.generator import Generator
-    from sidlive.control.params import PARAMS
     g = Generator(model_path, log=None)
     g.set_sampling(temperature=PARAMS["temperature"].default if temperature is None else temperature)
     n_frames = int(round(seconds * PAL_FRAME_RATE_HZ))

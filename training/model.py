@@ -23,6 +23,7 @@ Every Linear has no bias and weight shape (out, in). Names match `config.param_s
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -258,7 +259,6 @@ def count_params(model: SidModel) -> dict[str, int]:
 
 def load_checkpoint(path, map_location="cpu") -> tuple[SidModel, dict]:
     """Rebuild a model from a training checkpoint (.pt) using the config stored in it."""
-    from pathlib import Path
     path = Path(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)

@@ -26,10 +26,10 @@ from typing import Callable
 
 import numpy as np
 from numba import njit, types
-from numba.typed import Dict
-from numba.typed import List
+from numba.typed import Dict, List
 
 from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
+from training.dataset import index_entries
 
 WINDOW_FRAMES = 8
 MAX_SEED_HITS = 1000
@@ -45,7 +45,6 @@ def read_index(data_dir: str | Path) -> list[dict]:
 
     The same entries the trainer uses (training.dataset.index_entries).
     """
-    from training.dataset import index_entries
     return index_entries(data_dir, required=(("path", str),))
 
 

@@ -26,11 +26,17 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
+from engine.config import ModelConfig
+from engine.generator import Generator
+from engine.sidm import load_sidm
 from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
+from training import sample
 from training.census import TECHNIQUE_KEYS, census_counts, compare_census, loop_collapse, pool_counts, rates
 from training.config import TrainConfig
 from training.dataset import is_validation as held_back
+from training.model import SidModel
 from training.novelty import NoveltyIndex, open_shards, read_index, tune_frames
 
 SILENT_MAX_SHARE = 0.05
@@ -148,15 +154,10 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
         if path.suffix != ".sidm":
             raise ValueError(f"{path}: the engine runs .sidm exports (python -m training.export), not {path.suffix}")
         return _engine_generator(path, top_k, top_p)
-    import torch  # noqa: PLC0415 (torch only when a model is actually run)
 
-    from training import sample
-    from engine.config import ModelConfig
-    from training.model import SidModel
 
     train_config = None
     if path.suffix == ".sidm":
-        from engine.sidm import load_sidm
         f = load_sidm(path)
         model = SidModel(ModelConfig.from_dict(f.config))
         model.load_export_state(f.dequantized())
@@ -185,7 +186,6 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
 
 
 def _engine_generator(path: Path, top_k: int, top_p: float) -> Generate:
-    from engine.generator import Generator
     g = Generator(path, top_k=top_k, top_p=top_p, log=lambda line: print(line, file=sys.stderr))
     default_t = g.settings["temperature"]
 

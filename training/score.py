@@ -17,10 +17,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from engine.config import ANY_COMPOSER, normalize_composer
+from engine.sidm import load_sidm
+from sidlive.c64.dump import dump_tune
 from sidlive.frames import NUM_REGS, REG_NAMES, Frames, FramesFormatError, load
 from training.baseline import ChangeModel
-from engine.config import ANY_COMPOSER, normalize_composer
+from training.export import model_from_sidm
+from training.model import load_checkpoint
 
 
 class TorchScorer:
@@ -35,7 +40,6 @@ class TorchScorer:
         return key == ANY_COMPOSER or any(c.lower() == key.lower() for c in self.cfg.composers)
 
     def logprobs(self, regs: np.ndarray, composer: str | None = None) -> np.ndarray:
-        import torch
         regs = np.asarray(regs, np.uint8)
         n = len(regs)
         seq = torch.as_tensor(np.concatenate([np.zeros((1, NUM_REGS), np.uint8), regs]).astype(np.int64))
@@ -57,12 +61,9 @@ class TorchScorer:
 def load_scorer(path: str | Path) -> tuple[TorchScorer, ChangeModel | None]:
     path = Path(path)
     if path.suffix == ".sidm":
-        from training.export import model_from_sidm
-        from engine.sidm import load_sidm
         meta = load_sidm(path).meta
         base = ChangeModel.from_dict(meta["baseline"]) if "baseline" in meta else None
         return TorchScorer(model_from_sidm(path)), base
-    from training.model import load_checkpoint
     model, ckpt = load_checkpoint(path)
     base = ChangeModel.from_dict(ckpt["baseline"]) if "baseline" in ckpt else None
     return TorchScorer(model), base
@@ -72,7 +73,6 @@ def load_frames(path: str | Path, sid_seconds: float | None = None) -> Frames:
     """A frames file, or a .sid dumped on the fly (length: sid_seconds, else its Songlengths entry)."""
     path = Path(path)
     if path.suffix.lower() == ".sid":
-        from sidlive.c64.dump import dump_tune
         try:
             return dump_tune(path, seconds=sid_seconds)
         except (RuntimeError, ValueError) as e:  # DumpError, UnsupportedTune, PsidFormatError

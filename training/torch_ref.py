@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training.export import model_from_sidm
 from training.model import SidModel, rope_tables
 
 
@@ -44,7 +45,6 @@ class TorchGenerator:
 
     @classmethod
     def from_sidm(cls, path, **kw) -> "TorchGenerator":
-        from training.export import model_from_sidm
         return cls(model_from_sidm(path), **kw)
 
     @torch.inference_mode()

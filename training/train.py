@@ -15,16 +15,19 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
-from training.baseline import ChangeModel
 from engine.config import ModelConfig
+from training.baseline import ChangeModel
 from training.config import TrainConfig, resolve, to_toml
 from training.dataset import Batch, FrameStore, WindowSampler, load_index, split, top_composers
 from training.model import LN2, SidModel, count_params
@@ -188,7 +191,6 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
     last_val = None
     bar = None
     if d.main and tcfg.progress:
-        from tqdm import tqdm
         bar = tqdm(total=tcfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
     model.train()
     stop_requested = _stop_on_signals()
@@ -251,8 +253,6 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
 
 def _stop_on_signals():
     """SIGTERM/SIGINT end training gracefully: final validation, checkpoint, summary."""
-    import signal
-    import threading
 
     ev = threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -16,6 +16,8 @@ out with a 20 ms crossfade. The preset gives the starting values and the order.
 """
 from __future__ import annotations
 
+import builtins
+import ctypes
 import dataclasses
 import os
 import time
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sidlive.audio.wav import read_wav
 from sidlive.paths import FX_DIR
 from sidlive.tomldoc import parse_toml, read_text
 
@@ -119,7 +122,7 @@ def import_pyo():
     """pyo, imported quietly (no wxPython banner); FxError when it is missing."""
     os.environ.setdefault("PYO_GUI_WX", "0")
     try:
-        import pyo
+        import pyo  # pyo loads its audio libraries at import: only where effects are used
     except ImportError as e:
         raise FxError(f"effects need pyo (pip install pyo): {e}") from None
     return pyo
@@ -182,7 +185,6 @@ def render_fx(dry_wav: str | Path, out_wav: str | Path, chain: FxChain, tail_s: 
               controls: dict | None = None) -> dict:
     """Run the chain over a WAV with pyo's offline server (not bypassed); returns the
     seconds written and the CPU seconds the effects took."""
-    from sidlive.audio.wav import read_wav
     if not 0.0 <= tail_s <= 30.0:
         raise FxError(f"fx tail_s: {tail_s} is out of range 0..30 s")
     samples, rate = read_wav(dry_wav)
@@ -218,8 +220,6 @@ class FxHost:
     once the stream has stopped; twice is safe."""
 
     def __init__(self, chain: FxChain, rate_hz: int = 48_000, block_frames: int = 256, bypass: bool = True):
-        import builtins
-        import ctypes
 
         pyo = import_pyo()
         if not 16 <= block_frames <= 8192:

@@ -16,6 +16,7 @@ sees a server that was running then: `rescan_portaudio()` re-initialises it.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import shutil
@@ -66,7 +67,7 @@ def jack_running(name: str | None = None) -> bool:
 def rescan_portaudio() -> None:
     """Re-initialise PortAudio so it sees JACK servers started or stopped since.
     Close every sounddevice stream first."""
-    import sounddevice as sd
+    import sounddevice as sd  # loads PortAudio: optional, so rendering and recording work without it
 
     sd._terminate()
     sd._initialize()
@@ -74,7 +75,7 @@ def rescan_portaudio() -> None:
 
 def portaudio_jack_device(kind: str = "output") -> int | None:
     """Index of PortAudio's default JACK device, or None if PortAudio has no JACK API."""
-    import sounddevice as sd
+    import sounddevice as sd  # loads PortAudio: optional, so rendering and recording work without it
 
     for api in sd.query_hostapis():
         if "JACK" in api["name"]:
@@ -87,7 +88,6 @@ def _die_with_parent() -> None:
     """In the child before exec: SIGTERM it when the thread that started it dies (Linux
     prctl PR_SET_PDEATHSIG), so a crashed test run leaves no jackd behind."""
     try:
-        import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

@@ -10,9 +10,36 @@ import time
 
 import numpy as np
 
+from sidlive.audio.jackserver import jack_running, portaudio_jack_device
 
-class NoOutputDevice(RuntimeError):
-    """No usable audio output for the requested --audio."""
+
+class NoAudioDevice(RuntimeError):
+    """No usable audio output device (or no PortAudio library)."""
+
+
+def load_sounddevice():
+    """The sounddevice module, or NoAudioDevice when PortAudio cannot load."""
+    try:
+        import sounddevice as sd  # loads PortAudio: optional, so rendering works on a machine without it
+    except (ImportError, OSError) as e:
+        raise NoAudioDevice(f"no audio: the sounddevice/PortAudio library cannot load ({e})") from None
+    return sd
+
+
+def output_device(device=None) -> dict:
+    """The output device to use (default or NAME_OR_INDEX), or NoAudioDevice saying why."""
+    sd = load_sounddevice()
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    try:
+        info = sd.query_devices(device, "output")
+    except (ValueError, sd.PortAudioError) as e:
+        n = len(sd.query_devices())
+        what = "no audio output device" if n == 0 else f"audio output device {device!r} unavailable"
+        raise NoAudioDevice(f"{what} ({e}); `sidlive devices` lists what there is") from None
+    if info["max_output_channels"] < 1:
+        raise NoAudioDevice(f"audio device {info['name']!r} has no output channels")
+    return dict(info)
 
 
 class _TimeInfo:
@@ -89,8 +116,7 @@ class StreamOutput:
 
     def __init__(self, callback, device: int, rate_hz: int = 48_000, block_frames: int = 256,
                  channels: int = 1, name: str = ""):
-        import sounddevice as sd
-
+        sd = load_sounddevice()
         self.callback = callback
         self.dead = False
         self.name = name or str(device)
@@ -124,24 +150,15 @@ class StreamOutput:
 
 def find_device(spec):
     """(PortAudio device index, name, channels) for None (JACK if running, else the
-    default), 'jack', or a device name/index; NoOutputDevice saying why not."""
-    from sidlive.audio.jackserver import jack_running, portaudio_jack_device
-    from sidlive.audio.playback import NoAudioDevice as PlayNoDevice
-    from sidlive.audio.playback import output_device
-    try:
-        import sounddevice as sd
-    except (ImportError, OSError) as e:
-        raise NoOutputDevice(f"no audio: the sounddevice/PortAudio library cannot load ({e})") from None
+    default), 'jack', or a device name/index; NoAudioDevice saying why not."""
+    sd = load_sounddevice()
     if spec == "jack" or (spec is None and jack_running()):
         dev = portaudio_jack_device()
         if dev is None:
             if spec == "jack":
-                raise NoOutputDevice("no JACK output: no JACK server runs, or PortAudio was built without JACK")
+                raise NoAudioDevice("no JACK output: no JACK server runs, or PortAudio was built without JACK")
         else:
             info = sd.query_devices(dev)
             return dev, f"jack:{info['name']}", min(2, info["max_output_channels"])
-    try:
-        info = output_device(spec)
-    except PlayNoDevice as e:
-        raise NoOutputDevice(str(e)) from None
+    info = output_device(spec)
     return info["index"], str(info["name"]), min(2, info["max_output_channels"])

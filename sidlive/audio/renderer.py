@@ -48,31 +48,16 @@ import math
 from typing import Callable, Iterable
 
 import numpy as np
-from numba import njit
 from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
 
-from sidlive.frames import (
-    CHIPS,
-    CLOCKS,
-    CONTROL_REGS,
-    NTSC_CLOCK_HZ,
-    NTSC_FRAME_CYCLES,
-    NUM_REGS,
-    PAL_CLOCK_HZ,
-    PAL_FRAME_CYCLES,
-    WRITE_ORDER,
-    Frames,
-)
+from sidlive.audio.resample import TAPS, RateLock, interpolate, interpolate_gil, sinc_table
+from sidlive.frames import (CHIPS, CLOCKS, CONTROL_REGS, NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, NUM_REGS, PAL_CLOCK_HZ,
+                            PAL_FRAME_CYCLES, WRITE_ORDER, Frames, frame_sample_boundary)
 
 RATE_MIN_HZ, RATE_MAX_HZ = 22_050, 96_000
 SAMPLING_METHODS = ("resample", "decimate")
 CLOCK_PARAMS = {"PAL": (PAL_CLOCK_HZ, PAL_FRAME_CYCLES), "NTSC": (NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES)}
 
-TAPS = 32              # fractional resampler length (flat within 0.04 dB to 0.9 x Nyquist)
-PHASES = 512           # table rows per input sample (linear between rows)
-KAISER_BETA = 5.0
-LOCK_DELAY = TAPS // 2 + 12   # input samples the read position trails the newest one
-LOCK_GAIN = 0.03              # phase gain per step; frequency gain is LOCK_GAIN**2 / 4
 SUBFRAMES = 4                 # clock steps per frame (mutes act at the next step: ~5 ms)
 SUBFRAMES_MAX = 16
 # Cycles between two register writes of one frame: a player's LDA abs,Y / STA abs,X pair,
@@ -92,101 +77,17 @@ WARMUP_CYCLES = 65_536
 FrameSource = Callable[[], "np.ndarray | Iterable[int] | None"]
 
 
-def frame_sample_boundary(k: int, rate_hz: int, cycles_per_frame: int = PAL_FRAME_CYCLES,
-                          clock_hz: int = PAL_CLOCK_HZ) -> int:
-    """Output samples spanned by frames 0..k-1: floor(k * cycles * rate / clock), exact."""
-    return (k * cycles_per_frame * rate_hz) // clock_hz
-
-
-class RateLock:
-    """Locks a fractional resampler's read position to frame boundaries.
-
-    Each frame (the Renderer: each step), `advance(in_total, out_count, boundary_frac)`
-    gets the input samples produced so far (reSID's count, which jitters by a sample and
-    runs slightly fast), the output samples this frame must yield, and how far the exact
-    boundary lies past the last output sample (0 <= frac < 1, in output samples). It
-    returns the input read position of the frame's first output sample and the step per
-    output sample. The target is to read `delay` input samples behind the newest one at
-    every boundary.
-    """
-
-    def __init__(self, delay: float = LOCK_DELAY, gain: float = LOCK_GAIN,
-                 resync_error: float = LOCK_DELAY - TAPS // 2 - 2):
-        self.delay = float(delay)
-        self.gain = float(gain)
-        self.freq_gain = gain * gain / 4.0   # critically damped second-order loop
-        self.resync_error = float(resync_error)
-        self.reset()
-
-    def reset(self) -> None:
-        self.ratio = 1.0      # input samples per output sample
-        self.pos = None       # input read position of the next output sample
-        self.last_error = 0.0
-        self.resyncs = 0
-
-    def advance(self, in_total: int, out_count: int, boundary_frac: float) -> tuple[float, float]:
-        target = in_total - self.delay - boundary_frac * self.ratio
-        if self.pos is None:
-            self.pos = target - out_count * self.ratio
-        err = target - (self.pos + out_count * self.ratio)
-        if abs(err) > self.resync_error:   # far off (should not happen): jump, don't slew
-            self.pos += err
-            self.resyncs += 1
-            err = 0.0
-        self.last_error = err
-        self.ratio += self.freq_gain * err / out_count
-        step = self.ratio + self.gain * err / out_count
-        start = self.pos
-        self.pos = start + out_count * step
-        return start, step
-
-
-def _sinc_table(taps: int = TAPS, phases: int = PHASES, beta: float = KAISER_BETA) -> np.ndarray:
-    """Row p: the filter reading at fractional offset p/phases past sample floor(pos)."""
-    half = taps // 2
-    frac = np.arange(phases + 1, dtype=np.float64)[:, None] / phases   # (P+1, 1)
-    d = np.arange(taps, dtype=np.float64)[None, :] - (half - 1) - frac  # (P+1, T)
-    window = np.i0(beta * np.sqrt(np.clip(1.0 - (d / half) ** 2, 0.0, 1.0))) / np.i0(beta)
-    h = np.sinc(d) * window
-    h /= h.sum(axis=1, keepdims=True)   # unity gain at DC for every phase
-    return h.astype(np.float32)
-
-
-@njit(cache=True, nogil=True)
-def _interpolate(src, src_base, start, step, n, table, out):
-    """out[j] = src interpolated at absolute input position start + j*step, j < n."""
-    taps = table.shape[1]
-    half = taps // 2
-    phases = table.shape[0] - 1
-    for j in range(n):
-        pos = start + j * step
-        ip = math.floor(pos)
-        fp = (pos - ip) * phases
-        ph = int(fp)
-        w = fp - ph
-        i0 = int(ip) - src_base - half + 1
-        a0 = 0.0
-        a1 = 0.0
-        for t in range(taps):
-            x = src[i0 + t]
-            a0 += x * table[ph, t]
-            a1 += x * table[ph + 1, t]
-        out[j] = a0 + w * (a1 - a0)
-
-
-@njit(cache=True)
-def _interpolate_gil(src, src_base, start, step, n, table, out):
-    """_interpolate holding the GIL, for the live audio callback: releasing it for ~20 us
-    lets another Python thread take it, and the callback then waits up to the switch
-    interval (or longer, if that thread is preempted) to get it back."""
-    _interpolate(src, src_base, start, step, n, table, out)
-
-
 def _check_choice(name: str, value, allowed) -> str:
     s = str(value)
     if s not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
     return s
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}; got {value!r}")
+    return int(value)
 
 
 def _check_voices(name: str, voices) -> frozenset:
@@ -226,27 +127,17 @@ class Renderer:
         self.chip = _check_choice("chip", chip, CHIPS)
         self.clock = _check_choice("clock", clock, CLOCKS)
         self.sampling = _check_choice("sampling", sampling, SAMPLING_METHODS)
-        if isinstance(rate_hz, bool) or not isinstance(rate_hz, (int, np.integer)) \
-                or not RATE_MIN_HZ <= rate_hz <= RATE_MAX_HZ:
-            raise ValueError(f"rate_hz must be an integer in {RATE_MIN_HZ}..{RATE_MAX_HZ}; got {rate_hz!r}")
-        self.rate_hz = int(rate_hz)
+        self.rate_hz = _check_int("rate_hz", rate_hz, RATE_MIN_HZ, RATE_MAX_HZ)
         self.clock_hz, self.cycles_per_frame = CLOCK_PARAMS[self.clock]
         self.muted_voices = _check_voices("muted_voices", muted_voices)
         self.filter_enabled = bool(filter_enabled)
-        if isinstance(subframes, bool) or not isinstance(subframes, (int, np.integer)) \
-                or not 1 <= subframes <= SUBFRAMES_MAX:
-            raise ValueError(f"subframes must be an integer in 1..{SUBFRAMES_MAX}; got {subframes!r}")
-        self.subframes = int(subframes)
-        if isinstance(write_gap_cycles, bool) or not isinstance(write_gap_cycles, (int, np.integer)) \
-                or not 0 <= write_gap_cycles <= WRITE_GAP_MAX:
-            raise ValueError(f"write_gap_cycles must be an integer in 0..{WRITE_GAP_MAX}; "
-                             f"got {write_gap_cycles!r}")
-        self.write_gap_cycles = int(write_gap_cycles)
-        self._kernel = _interpolate if release_gil else _interpolate_gil
+        self.subframes = _check_int("subframes", subframes, 1, SUBFRAMES_MAX)
+        self.write_gap_cycles = _check_int("write_gap_cycles", write_gap_cycles, 0, WRITE_GAP_MAX)
+        self._kernel = interpolate if release_gil else interpolate_gil
         # Cycle offset of each step's start within a frame, and the frame's end.
         self._step_cycles = [j * self.cycles_per_frame // self.subframes for j in range(self.subframes + 1)]
         self.max_frame_samples = -(-self.cycles_per_frame * self.rate_hz // self.clock_hz)
-        self._table = _sinc_table()
+        self._table = sinc_table()
         self._in = np.zeros(_IN_CAP, dtype=np.float32)
         self._frame_out = np.zeros(self.max_frame_samples, dtype=np.float32)
         self._scratch = np.zeros(self.max_frame_samples, dtype=np.float32)

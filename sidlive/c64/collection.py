@@ -36,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from sidlive.c64.dump import DEFAULT_SECONDS, PARTIAL_STATUSES, frame_rate_hz, resolve_seconds, run_tune
 from sidlive.c64.psid import PsidFormatError, load_psid
@@ -274,7 +275,6 @@ def dump_collection(root, out_dir, *, workers: int | None = None, max_seconds: f
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
     return tqdm(total=total, unit="tune", smoothing=0.05, mininterval=2.0)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sidlive.c64.machine import run_psid
 from sidlive.c64.psid import PsidTune, load_psid
 from sidlive.c64.songlengths import find_hvsc_root, load_songlengths, song_seconds, songlengths_path
 from sidlive.frames import NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_FRAME_RATE_HZ, Frames
@@ -74,7 +75,6 @@ def run_tune(tune: PsidTune, subtune: int, n_frames: int, raw: bool = False):
     raw: the plain register shadow at each frame boundary; by default a gate restart
     inside one frame is made visible (sidlive.c64.machine.mark_retriggers).
     """
-    from sidlive.c64.machine import run_psid  # the emulator; imported late so parsing needs no Numba
 
     tune.require_supported()
     return run_psid(tune.data, tune.load_addr, tune.init_addr, tune.play_addr, subtune - 1,

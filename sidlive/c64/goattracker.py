@@ -66,7 +66,7 @@ def _resolve(name_or_path: str | Path, examples_dir: str | Path) -> Path:
 
 def _import_pygoattracker():
     try:
-        import pygoattracker
+        import pygoattracker  # a test extra: needed only for GoatTracker .sng input
     except ImportError as e:
         raise FixtureUnavailable(
             f"the Python package 'pygoattracker' is not installed ({e}); "

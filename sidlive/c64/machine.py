@@ -30,34 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from sidlive.c64.cpu6510 import (
-    FLAG_I,
-    RUN_JAM,
-    RUN_TRAP,
-    ST_A,
-    ST_CYC,
-    ST_P,
-    ST_PC,
-    ST_SP,
-    ST_X,
-    ST_Y,
-    cpu_run,
-    interrupt,
-    pull,
-    push,
-)
-from sidlive.c64.iochips import (
-    CIA1,
-    EV_NEXT,
-    IRQ_LINE,
-    NMI_LINE,
-    SID_BASE,
-    cia_read,
-    io_events,
-    port_write,
-    vic_read,
-    vic_write,
-)
+from sidlive.c64.cpu6510 import (FLAG_I, RUN_JAM, RUN_TRAP, ST_A, ST_CYC, ST_P, ST_PC, ST_SP, ST_X, ST_Y, cpu_run,
+                                 interrupt, pull, push)
+from sidlive.c64.iochips import (CIA1, EV_NEXT, IRQ_LINE, NMI_LINE, SID_BASE, cia_read, io_events, port_write,
+                                 vic_read, vic_write)
 from sidlive.c64.rom import BANK_DEFAULT, SYSTEMS, boot_machine, iomap, trap_window
 from sidlive.c64.sidchip import GATE_OFF_SEEN, SID_LOG
 from sidlive.frames import NUM_REGS

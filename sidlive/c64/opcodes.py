@@ -119,6 +119,30 @@ MODE, KIND, CYC, GROUP, CROSS = _build_tables()
 MNEMONIC = tuple("NOP" if KINDS[k] == "NOPR" else KINDS[k] for k in KIND)
 OPERAND_BYTES = tuple(0 if m == M_IMP else 2 if m in (M_ABS, M_ABX, M_ABY, M_IND) else 1 for m in MODE)
 
+
+# The documented NMOS 6502 set (151 opcodes, 56 mnemonics), for the assembler: the table
+# above without the undocumented operations and their duplicate encodings.
+_UNDOCUMENTED = frozenset("LAX NOPR ANC ALR ARR SBX ANE LXA LAS SAX SHA SHX SHY TAS SLO RLA SRE RRA DCP ISC JAM".split())
+_UNDOCUMENTED_OPCODES = frozenset({0xEB, 0x1A, 0x3A, 0x5A, 0x7A, 0xDA, 0xFA})   # SBC #, NOP implied
+BRANCH_NAMES = {0x10: "BPL", 0x30: "BMI", 0x50: "BVC", 0x70: "BVS", 0x90: "BCC", 0xB0: "BCS", 0xD0: "BNE", 0xF0: "BEQ"}
+_SHIFTS = frozenset({"ASL", "ROL", "LSR", "ROR"})
+
+
+def documented_opcodes() -> dict[str, dict[str, int]]:
+    """mnemonic -> {addressing mode: opcode} of the documented set; shifts on A use mode "acc"."""
+    out: dict[str, dict[str, int]] = {}
+    for op in range(256):
+        name = KINDS[KIND[op]]
+        if name in _UNDOCUMENTED or op in _UNDOCUMENTED_OPCODES:
+            continue
+        name = BRANCH_NAMES.get(op, name)
+        mode = MODES[MODE[op]]
+        if name in _SHIFTS and mode == "imp":
+            mode = "acc"
+        out.setdefault(name, {})[mode] = op
+    return out
+
+
 # ---------------------------------------------------------------------------- ALU
 
 

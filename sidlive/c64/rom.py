@@ -23,23 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from sidlive.c64.cpu6510 import ST_P, ST_SIZE, ST_SP
-from sidlive.c64.iochips import (
-    C_CRA,
-    C_CRB,
-    C_MASK,
-    C_REF,
-    C_TA,
-    C_TA_LATCH,
-    CIA1,
-    CIA2,
-    SID_BASE,
-    V_CMP,
-    V_MASK,
-    V_NEXT,
-    new_io,
-    port_write,
-    raster_next,
-)
+from sidlive.c64.iochips import (C_CRA, C_CRB, C_MASK, C_REF, C_TA, C_TA_LATCH, CIA1, CIA2, SID_BASE, V_CMP, V_MASK,
+                                 V_NEXT, new_io, port_write, raster_next)
 from sidlive.c64.sidchip import sid_reset
 
 PAL_SYSTEM = dict(clock_hz=985_248, lines=312, cycles_per_line=63, cia_latch=0x4025, pal_flag=1)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sidlive.commands import live
+from sidlive.commands.render import demo as render_demo
+from sidlive.live.playback import play_wav_if_device
 from sidlive.paths import DEFAULT_MODEL
 
 DEMO_LOOP = "cabrinigreen"  # presets/loops/cabrinigreen.regs, cut from a GoatTracker example song
@@ -18,7 +21,7 @@ DEMO_LOOP = "cabrinigreen"  # presets/loops/cabrinigreen.regs, cut from a GoatTr
 
 def _audio_device_available() -> bool:
     try:
-        import sounddevice as sd
+        import sounddevice as sd  # loads PortAudio: optional, so rendering and recording work without it
         sd.query_devices(kind="output")
         return True
     except Exception:  # no PortAudio, no device
@@ -28,7 +31,6 @@ def _audio_device_available() -> bool:
 def run_demo(out_dir: Path, play: bool = True, seconds: float = 30.0) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     if DEFAULT_MODEL.is_file():
-        from sidlive.commands import live
 
         wav = out_dir / "live-set.wav"
         audio = "default" if play and _audio_device_available() else "null"
@@ -44,13 +46,11 @@ def run_demo(out_dir: Path, play: bool = True, seconds: float = 30.0) -> Path:
         print(f"demo: recorded {seconds:.0f} s of the model playing live -> {wav} "
               f"(frames {wav.with_suffix('.regs')}, controls {wav.with_suffix('.controls.jsonl')})")
         return wav
-    from sidlive.commands.render import demo as render_demo
 
     print(f"demo: no model at {DEFAULT_MODEL}; rendering a real tune instead")
     wav = render_demo(out_dir)
     print(f"demo: wrote {wav}")
     if play:
-        from sidlive.audio.playback import play_wav_if_device
 
         print(play_wav_if_device(wav))
     return wav

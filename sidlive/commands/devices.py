@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 
+import mido
+
 
 def audio_devices() -> tuple[list[dict], str | None]:
     """([{index, name, hostapi, inputs, outputs, default_rate_hz, default_output}], error)."""
     try:
-        import sounddevice as sd
+        import sounddevice as sd  # loads PortAudio: optional, so rendering and recording work without it
         devs = sd.query_devices()
         hostapis = sd.query_hostapis()
         default_out = sd.default.device[1]
@@ -33,7 +35,6 @@ def audio_devices() -> tuple[list[dict], str | None]:
 def midi_ports() -> tuple[list[str], list[str], str | None]:
     """(input names, output names, error)."""
     try:
-        import mido
         mido.set_backend("mido.backends.rtmidi", load=True)
         return list(mido.get_input_names()), list(mido.get_output_names()), None
     except Exception as e:   # rtmidi raises SystemError-like errors without an ALSA sequencer

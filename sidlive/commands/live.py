@@ -26,6 +26,7 @@ from sidlive.live.daemon import (  # noqa: F401
     LiveError,
     NoAudioDevice,
 )
+from sidlive.live.view import run_view
 from sidlive.paths import LOOPS_DIR
 
 
@@ -100,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
                 daemon.message(f"headless; OSC on {daemon.osc.host}:{daemon.osc.port}")
             daemon.run(args.seconds)
         else:
-            from sidlive.live.view import run_view
             run_view(daemon, seconds=args.seconds)
     except KeyboardInterrupt:
         pass

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sidlive.audio.playback import NO_DEVICE_EXIT, NoAudioDevice, output_device, play_asid_only, play_frames
+from sidlive.audio.outputs import NoAudioDevice, output_device
 from sidlive.commands.render import add_render_args, load_input, parse_voices
 from sidlive.frames import FramesFormatError
+from sidlive.live.playback import NO_DEVICE_EXIT, play_asid_only, play_frames
+from sidlive.midi.asid import AsidOut
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
             audio = False
         frames = load_input(args.input, args.seconds, args.subtune)
         if args.asid is not None:
-            from sidlive.midi.asid import AsidOut
             asid = AsidOut(args.asid)
             print(f"ASID out: {asid.name}")
         print(f"playing {frames.title or args.input} ({frames.seconds:.1f} s, chip {args.chip or frames.chip}, "

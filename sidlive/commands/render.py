@@ -17,8 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from sidlive.audio.fx import find_chain, render_fx
 from sidlive.audio.renderer import render
 from sidlive.audio.wav import write_wav
+from sidlive.c64.dump import dump_tune
+from sidlive.c64.goattracker import goattracker_frames
 from sidlive.frames import Frames, FramesFormatError, load
 
 RATES_HZ = (44_100, 48_000)
@@ -46,12 +49,10 @@ def load_input(path: str | Path, seconds: float | None = None, subtune: int | No
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         try:
-            from sidlive.c64.dump import dump_tune  # another stage; only needed for .sid input
             return dump_tune(path, subtune=subtune, seconds=seconds)
         except ImportError as e:
             raise RuntimeError(f"{path}: rendering a .sid needs sidlive.c64.dump, which is unavailable ({e})") from None
     if path.suffix.lower() == ".sng":
-        from sidlive.c64.goattracker import goattracker_frames
         return goattracker_frames(path, seconds, subtune=(subtune - 1) if subtune else 0)
     if subtune is not None:
         raise ValueError(f"{path}: --subtune applies to .sid and .sng input only")
@@ -84,8 +85,7 @@ def render_file(in_path: str | Path, out_path: str | Path, *, chip: str | None =
 def demo(out_dir: str | Path, seconds: float = DEMO_SECONDS) -> Path:
     """Render a GoatTracker example song (Debian's goattracker package) to
     OUT_DIR/demo-<song>.wav at 48 kHz; prints and returns the path. Playing is the
-    caller's (sidlive.commands.demo plays it with sidlive.audio.playback.play_wav_if_device)."""
-    from sidlive.c64.goattracker import goattracker_frames
+    caller's (sidlive.commands.demo plays it with sidlive.live.playback.play_wav_if_device)."""
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,14 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         muted = parse_voices(args.mute)
         chain = None
         if args.fx is not None:
-            from sidlive.audio.fx import find_chain
             chain = find_chain(args.fx)     # fail fast, before rendering
         dry = args.output.with_suffix(".dry.wav") if chain is not None else args.output
         info = render_file(args.input, dry, chip=args.chip, rate_hz=args.rate,
                            muted_voices=muted, seconds=args.seconds,
                            filter_enabled=not args.no_filter, subtune=args.subtune)
         if chain is not None:
-            from sidlive.audio.fx import render_fx
             fx = render_fx(dry, args.output, chain, tail_s=args.fx_tail)
     except (OSError, ValueError, RuntimeError, FramesFormatError) as e:
         print(f"sidlive render: {e}", file=sys.stderr)

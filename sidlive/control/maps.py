@@ -37,10 +37,10 @@ from typing import Any
 
 import mido
 
-from sidlive.control.params import CURVES, PARAMS, ControlEvent
 from sidlive.control.keyvoice import KeyboardConfig, KeyboardConfigError, NoteEvent
-from sidlive.tomldoc import Locator, parse_toml, read_text
+from sidlive.control.params import CURVES, PARAMS, ControlEvent
 from sidlive.paths import CONTROLLERS_DIR
+from sidlive.tomldoc import Locator, parse_toml, read_text
 
 PANIC_CCS = (120, 123)
 MODES = ("momentary", "toggle")

@@ -21,8 +21,8 @@ from pythonosc import osc_packet
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from sidlive.control.params import PARAMS, VOICES, ControlError, ControlEvent
 from sidlive.control.keyvoice import NoteEvent, note_event
+from sidlive.control.params import PARAMS, VOICES, ControlError, ControlEvent
 
 log = logging.getLogger("sidlive.control.osc")
 

@@ -21,6 +21,8 @@ import dataclasses
 import math
 from typing import Any, Iterable, Mapping
 
+from sidlive.audio.fx import EFFECTS, param_name
+
 KINDS = ("continuous", "integer", "choice", "toggle", "trigger")
 TARGETS = ("generator", "renderer", "loops", "daemon", "fx")
 CURVES = ("linear", "exp", "log")
@@ -182,7 +184,6 @@ def _registry() -> dict[str, Param]:
           doc="the controller map's [keyboard] plays its voice (off: the model writes all three)"),
         P("fx_bypass", "toggle", "fx", False, True, doc="bypass the effects chain (--fx; on by default)"),
     ]
-    from sidlive.audio.fx import EFFECTS, param_name
     units = {"ms": "ms", "hz": "Hz", "db": "dB"}
     for kind, ps in EFFECTS.items():
         for key, (lo, hi, default) in ps.items():

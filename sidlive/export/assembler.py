@@ -21,8 +21,8 @@ unary `-`, binary `* /` then `+ -` then `&` then `^` then `|` (left to right), a
 for grouping (round brackets mean indirection). A leading `<` or `>` takes the low or high
 byte of the whole expression after it: `<label+1` is the low byte of label+1.
 
-The opcode table is the documented NMOS 6502 set (151 opcodes, 56 mnemonics), derived from
-the instruction-word layout aaabbbcc of the datasheet plus the irregular opcodes.
+The opcode table is the documented NMOS 6502 set (151 opcodes, 56 mnemonics), taken from
+the 6510 emulator's table (sidlive/c64/opcodes.py), so the two never disagree.
 
     prog = assemble(source, name="player.s")   # -> Program(origin, code, symbols)
     prog.code, prog.symbols["play"]
@@ -35,55 +35,11 @@ import dataclasses
 import operator
 import re
 
-# --------------------------------------------------------------------------- opcode table
+from sidlive.c64.opcodes import documented_opcodes
 
-# Group 1 (cc = 01): aaa selects the operation, bbb the addressing mode.
-_G1_OPS = ("ORA", "AND", "EOR", "ADC", "STA", "LDA", "CMP", "SBC")
-_G1_MODES = {"izx": 0, "zp": 1, "imm": 2, "abs": 3, "izy": 4, "zpx": 5, "aby": 6, "abx": 7}
-# Group 2 (cc = 10): read-modify-write and the X-register loads/stores.
-_G2_OPS = ("ASL", "ROL", "LSR", "ROR", "STX", "LDX", "DEC", "INC")
-_G2_MODES = {"imm": 0, "zp": 1, "acc": 2, "abs": 3, "zpx": 5, "abx": 7, "zpy": 5, "aby": 7}
-_G2_ALLOWED = {
-    "ASL": "acc zp abs zpx abx", "ROL": "acc zp abs zpx abx", "LSR": "acc zp abs zpx abx",
-    "ROR": "acc zp abs zpx abx", "STX": "zp abs zpy", "LDX": "imm zp abs zpy aby",
-    "DEC": "zp abs zpx abx", "INC": "zp abs zpx abx",
-}
-# Group 0 (cc = 00): BIT and the Y/X compares and Y loads/stores.
-_G0_OPS = {"BIT": 1, "STY": 4, "LDY": 5, "CPY": 6, "CPX": 7}
-_G0_MODES = {"imm": 0, "zp": 1, "abs": 3, "zpx": 5, "abx": 7}
-_G0_ALLOWED = {"BIT": "zp abs", "STY": "zp abs zpx", "LDY": "imm zp abs zpx abx",
-               "CPY": "imm zp abs", "CPX": "imm zp abs"}
-# Branches: xxy10000, xx the flag (N V C Z), y the value branched on.
-_BRANCHES = ("BPL", "BMI", "BVC", "BVS", "BCC", "BCS", "BNE", "BEQ")
-_IMPLIED = {
-    "BRK": 0x00, "PHP": 0x08, "CLC": 0x18, "PLP": 0x28, "SEC": 0x38, "RTI": 0x40, "PHA": 0x48,
-    "CLI": 0x58, "RTS": 0x60, "PLA": 0x68, "SEI": 0x78, "DEY": 0x88, "TXA": 0x8A, "TYA": 0x98,
-    "TXS": 0x9A, "TAY": 0xA8, "TAX": 0xAA, "CLV": 0xB8, "TSX": 0xBA, "INY": 0xC8, "DEX": 0xCA,
-    "CLD": 0xD8, "INX": 0xE8, "NOP": 0xEA, "SED": 0xF8,
-}
 OPERAND_BYTES = {"imp": 0, "acc": 0, "imm": 1, "zp": 1, "zpx": 1, "zpy": 1, "izx": 1, "izy": 1,
                  "rel": 1, "abs": 2, "abx": 2, "aby": 2, "ind": 2}
-
-
-def _build_opcodes() -> dict[str, dict[str, int]]:
-    ops: dict[str, dict[str, int]] = {}
-    for aaa, name in enumerate(_G1_OPS):
-        ops[name] = {m: (aaa << 5) | (b << 2) | 1 for m, b in _G1_MODES.items()
-                     if not (name == "STA" and m == "imm")}
-    for aaa, name in enumerate(_G2_OPS):
-        ops[name] = {m: (aaa << 5) | (_G2_MODES[m] << 2) | 2 for m in _G2_ALLOWED[name].split()}
-    for name, aaa in _G0_OPS.items():
-        ops[name] = {m: (aaa << 5) | (_G0_MODES[m] << 2) for m in _G0_ALLOWED[name].split()}
-    for i, name in enumerate(_BRANCHES):
-        ops[name] = {"rel": (i << 5) | 0x10}
-    for name, op in _IMPLIED.items():
-        ops[name] = {"imp": op}
-    ops["JSR"] = {"abs": 0x20}
-    ops["JMP"] = {"abs": 0x4C, "ind": 0x6C}
-    return ops
-
-
-OPCODES = _build_opcodes()  # mnemonic -> {mode: opcode}
+OPCODES = documented_opcodes()  # mnemonic -> {mode: opcode}, from the dumper's one table
 
 
 class AsmError(ValueError):

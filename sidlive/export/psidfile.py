@@ -25,7 +25,9 @@ import math
 import sys
 from pathlib import Path
 
-from sidlive.export.player import LOAD_ADDR, MAX_SUBTUNES, RAM_END, build_player, encode_best
+from sidlive.c64.psid import build_psid
+from sidlive.export.encode import encode_best
+from sidlive.export.player import LOAD_ADDR, MAX_SUBTUNES, RAM_END, build_player
 from sidlive.frames import NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_FRAME_RATE_HZ, Frames
 
 TEXT_BYTES = 32
@@ -94,7 +96,6 @@ def build_sid(frames_list: list[Frames], *, title: str, author: str, released: s
               loop: bool = False) -> tuple[bytes, dict]:
     """The .sid file bytes and what went in (addresses, sizes). Raises ExportError when the
     song does not fit C64 RAM."""
-    from sidlive.c64.psid import build_psid
 
     clock = _check_frames(frames_list)
     enc = encode_best([fr.regs for fr in frames_list])

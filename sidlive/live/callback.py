@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from sidlive.audio.renderer import Renderer, frame_sample_boundary
+from sidlive.audio.renderer import Renderer
 from sidlive.control.params import ControlState
-from sidlive.frames import CONTROL_REGS, NUM_REGS
+from sidlive.frames import CONTROL_REGS, NUM_REGS, frame_sample_boundary
 
 EV_STATE, EV_MUTE, EV_PANIC, EV_KEYS = 1, 2, 3, 4
 LANE_SEQ = -1               # the seq of events the MIDI lane caused (no published state)

@@ -12,6 +12,7 @@ missing or bad file is reported with its file, line and field and the previous o
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import gc
@@ -22,7 +23,11 @@ import threading
 import time
 from pathlib import Path
 
+from engine.generator import Generator
+from engine.weights import load_model
+from sidlive.audio.fx import FxError, find_chain
 from sidlive.audio.outputs import NullOutput
+from sidlive.audio.recording import Recorder
 from sidlive.audio.ring import FrameRing
 from sidlive.control.keyvoice import KeyVoice, NoteEvent
 from sidlive.control.params import ControlEvent, Controls, ControlState
@@ -155,8 +160,6 @@ class LiveDaemon(SessionIO):
             raise
 
     def _start(self) -> "LiveDaemon":
-        from engine.generator import Generator
-        from engine.weights import load_model
 
         cfg = self.cfg
         model_path = Path(cfg.model) if cfg.model is not None else DEFAULT_MODEL
@@ -167,7 +170,6 @@ class LiveDaemon(SessionIO):
         self.model_path = model_path
         fx_values = {}
         if cfg.fx is not None:
-            from sidlive.audio.fx import FxError, find_chain
             try:
                 self.fx_chain = find_chain(cfg.fx)
             except (FxError, OSError) as e:
@@ -193,7 +195,6 @@ class LiveDaemon(SessionIO):
         if cfg.midi not in (None, "none"):
             self._load_map(Path(cfg.controller) if cfg.controller else DEFAULT_CONTROLLER, startup=True)
         if cfg.record is not None:
-            from sidlive.audio.recording import Recorder
             base = Path(cfg.record)
             base = base.with_suffix("") if base.suffix.lower() == ".wav" else base
             meta = {"chip": cfg.chip, "title": "sidlive live", "author": str(model_path.name),
@@ -426,9 +427,8 @@ class LiveDaemon(SessionIO):
         if self.midi is not None and not (self.jack_died and getattr(self.midi, "api", "") == "jack"):
             self.midi.close()   # a JACK client whose server died would block in close
         if self.jack_died:
-            import atexit
 
-            import sounddevice as sd
+            import sounddevice as sd  # loads PortAudio: optional, so rendering and recording work without it
             atexit.unregister(sd._exit_handler)   # Pa_Terminate would block on the dead stream
         stats = self.stats(rec)
         self._wake.close()

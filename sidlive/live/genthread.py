@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from engine.generator import Generator
 from sidlive.frames import CANON_MASK, CONTROL_REGS, NUM_REGS
 
 PRIME_CHUNK_FRAMES = 64       # a loop is primed in chunks; between them a newer loop takes over
@@ -250,7 +251,6 @@ class GeneratorThread:
 
     # ------------------------------------------------------------------ primer thread
     def _prime_worker(self) -> None:
-        from engine.generator import Generator
         try:
             while not self._stop.is_set():
                 self._job_event.wait(0.2)

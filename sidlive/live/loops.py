@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sidlive.c64.dump import dump_tune
+from sidlive.c64.goattracker import goattracker_frames
 from sidlive.frames import PAL_FRAME_RATE_HZ, Frames, FramesFormatError, load, save_regs
 
 MIN_SECONDS, MAX_SECONDS = 2.0, 16.0
@@ -263,10 +265,8 @@ def cut_loop(src: str | Path, start_s: float, seconds: float, *, subtune: int | 
         raise LoopError(f"--start {start_s:g}: must be >= 0")
     end_s = start_s + seconds
     if ext == ".sid":
-        from sidlive.c64.dump import dump_tune
         frames = dump_tune(src, subtune=subtune, seconds=end_s + 0.1)
     elif ext == ".sng":
-        from sidlive.c64.goattracker import goattracker_frames
         frames = goattracker_frames(src, seconds=end_s + 0.1, subtune=(subtune or 1) - 1)
     else:
         try:

@@ -10,11 +10,19 @@ a .wav is rendered with reSID (sidlive.audio.renderer).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
+from engine.config import ANY_COMPOSER, normalize_composer
+from engine.generator import Generator, check_sampling
+from engine.weights import load_model
+from sidlive.audio.renderer import render
+from sidlive.audio.wav import write_wav
+from sidlive.c64.dump import dump_tune
+from sidlive.export.psidfile import export_frames
 from sidlive.frames import Frames, load, save
 from sidlive.paths import DEFAULT_MODEL
 
@@ -34,7 +42,6 @@ def load_prompt(path: str | Path, seconds: float) -> Frames:
     if not seconds > 0:
         raise ValueError(f"--prompt-seconds must be > 0, got {seconds}")
     if ext == ".sid":
-        from sidlive.c64.dump import dump_tune
         return dump_tune(path, seconds=seconds)
     fr = load(path)
     if len(fr) == 0:
@@ -47,9 +54,6 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
                   prompt: str | Path | None = None, prompt_seconds: float = 4.0, composer: str | None = None,
                   with_prompt: bool = False, chip: str | None = None, rate_hz: int = 48_000, log=print) -> dict:
     """Generate `frames` frames and write them to out_path; returns what was done."""
-    from engine.config import ANY_COMPOSER, normalize_composer
-    from engine.generator import Generator, check_sampling
-    from engine.weights import load_model
 
     out_path = Path(out_path)
     if out_path.suffix.lower() not in OUT_EXTS:
@@ -81,13 +85,9 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
                                                 "top_p": top_p, "prompt": str(prompt) if prompt else None,
                                                 "prompt_frames": len(pr) if pr is not None else 0}, **meta)
     if out_path.suffix.lower() == ".wav":
-        from sidlive.audio.renderer import render
-        from sidlive.audio.wav import write_wav
         write_wav(out_path, render(out, chip=chip, rate_hz=rate_hz), rate_hz)
     elif out_path.suffix.lower() == ".sid":
-        import dataclasses
 
-        from sidlive.export.psidfile import export_frames
         export_frames(out if chip is None else dataclasses.replace(out, chip=chip), out_path)
     else:
         save(out, out_path)

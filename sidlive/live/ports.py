@@ -6,14 +6,22 @@ when their files change; a missing or bad file is reported and the previous one 
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from sidlive.audio.fx import FxError, FxHost
 from sidlive.audio.outputs import NullOutput, StreamOutput, find_device
+from sidlive.control.maps import ControllerMapError, MidiMapper, load_map
+from sidlive.control.osc import OscServer
 from sidlive.frames import PAL_FRAME_RATE_HZ
+from sidlive.live.asidfeed import AsidFeed
 from sidlive.live.loops import LoopError, capture
+from sidlive.midi.asid import AsidOut
+from sidlive.midi.inputs import MidiPortError, open_input
+from sidlive.midi.lane import MidiLane, lane_table
 
 
 class LiveError(RuntimeError):
@@ -31,7 +39,6 @@ def set_realtime(native_ids, priority: int) -> int:
     """SCHED_FIFO at `priority` for these threads (Linux tids), where permitted. A thread
     holding the GIL then is not preempted by other programs while the audio callback waits
     for it (priority inversion through the GIL). Returns how many were raised."""
-    import os
     done = 0
     for tid in native_ids:
         try:
@@ -62,8 +69,6 @@ class SessionIO:
         spec = self.cfg.midi
         if spec in (None, "none") or self.midi is not None:
             return
-        from sidlive.midi.inputs import open_input
-        from sidlive.midi.lane import MidiLane, lane_table
         try:
             self.midi = open_input(spec, poll=True)   # the audio callback takes the messages (midilane.py)
             self.engine.lane = MidiLane(self.midi, lane_table(self.mapper), self.controls.state, self._wake)
@@ -75,9 +80,6 @@ class SessionIO:
     def _open_asid(self) -> None:
         if self.cfg.asid in (None, "none"):
             return
-        from sidlive.live.asidfeed import AsidFeed
-        from sidlive.midi.asid import AsidOut
-        from sidlive.midi.inputs import MidiPortError
         if not 0.0 <= self.cfg.asid_lead_s <= 1.0:
             raise LiveError(f"--asid-lead-ms: {self.cfg.asid_lead_s * 1e3:g} is outside 0..1000")
         try:
@@ -90,7 +92,6 @@ class SessionIO:
     def _open_fx(self) -> None:
         """The effects chain inside the audio callback (pyo's embedded server), on any
         output; if pyo fails the session plays dry and says so."""
-        from sidlive.audio.fx import FxError, FxHost
         chain = self.fx_chain
         try:
             self.fx = FxHost(chain, self.cfg.rate_hz, self.cfg.block_frames, bypass=self.controls.state.fx_bypass)
@@ -105,14 +106,12 @@ class SessionIO:
     def _open_osc(self) -> None:
         if self.cfg.osc_port is None:
             return
-        from sidlive.control.osc import OscServer
         try:
             self.osc = OscServer(self.post, self.cfg.osc_host, self.cfg.osc_port).start()
         except OSError as e:
             self.message(f"OSC: cannot listen on {self.cfg.osc_host}:{self.cfg.osc_port} ({e}); no OSC")
 
     def _load_map(self, path: Path, startup: bool = False) -> None:
-        from sidlive.control.maps import ControllerMapError, MidiMapper, load_map
         self._map_path = path
         try:
             self._map_mtime = path.stat().st_mtime_ns
@@ -126,7 +125,6 @@ class SessionIO:
         self.mapper = MidiMapper(cmap)
         lane = getattr(getattr(self, "engine", None), "lane", None)
         if lane is not None:
-            from sidlive.midi.lane import lane_table
             lane.table = lane_table(self.mapper)   # one reference: the audio thread's next pump uses it
         if not startup:
             self.set_keyboard(cmap.keyboard)

@@ -15,8 +15,10 @@ import math
 import os
 import select
 import sys
+import termios
 import threading
 import time
+import tty
 
 from rich.console import Group
 from rich.live import Live
@@ -166,8 +168,6 @@ class _Keys:
     def start(self) -> "_Keys":
         if self.fd is None:
             return self
-        import termios
-        import tty
         self._old = termios.tcgetattr(self.fd)
         tty.setcbreak(self.fd)
         self._thread = threading.Thread(target=self._run, name="sidlive-keys", daemon=True)
@@ -186,7 +186,6 @@ class _Keys:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
         if self._old is not None:
-            import termios
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._old)
 
 

@@ -5,47 +5,30 @@
 Each benchmark is a function registered with `@benchmark("name")`; it takes `quick`
 (shorter workloads, for tests) and returns a dict of figures, or raises
 `Unavailable(reason)` when it cannot run here (printed as "name: unavailable (reason)").
-Later stages add theirs (engine frames/s, soak, ...) by importing this module and
-registering in their own file, then listing the module in `PLUGIN_MODULES`.
+The engine (sidlive/measure/enginebench.py) and the soak (sidlive/measure/soak.py) register
+theirs in their own files through sidlive/measure/registry.py; this module imports them.
 
 Figures are ratios measured within one run (audio seconds per wall second, frames per
 second); nothing here asserts on time.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import platform
 import random
 import time
-from typing import Callable
 
-BENCHMARKS: dict[str, Callable[..., dict]] = {}
-# Modules whose import registers more benchmarks; a missing one is skipped silently.
-# Benchmarks that run only when named (minutes long): `sidlive bench soak --minutes 10`.
-ON_REQUEST = frozenset({"soak"})
-PLUGIN_MODULES: tuple[str, ...] = ("sidlive.measure.enginebench", "sidlive.measure.soak")
-
-
-class Unavailable(RuntimeError):
-    """A benchmark cannot run on this machine / checkout; the message says why."""
-
-
-def benchmark(name: str):
-    """Register `fn(quick: bool) -> dict` under `name`."""
-    def register(fn):
-        if name in BENCHMARKS:
-            raise ValueError(f"benchmark {name!r} is already registered")
-        BENCHMARKS[name] = fn
-        return fn
-    return register
+from sidlive.audio.renderer import Renderer
+from sidlive.c64.dump import dump_tune
+from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
+from sidlive.measure import enginebench, soak  # noqa: F401  importing them registers their benchmarks
+from sidlive.measure.registry import BENCHMARKS, ON_REQUEST, Unavailable, benchmark
+from sidlive.paths import hvsc_root
 
 
 @benchmark("render")
 def bench_render(quick: bool = False) -> dict:
     """Real-time factor: 60 s of a GoatTracker fixture rendered at 48 kHz (6581)."""
-    from sidlive.audio.renderer import Renderer
-    from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
 
     seconds = 5.0 if quick else 60.0
     try:
@@ -65,7 +48,6 @@ def bench_render(quick: bool = False) -> dict:
 
 
 def _dump_tunes(n: int) -> list:
-    from sidlive.paths import hvsc_root
     root = hvsc_root()
     if root is None:
         raise Unavailable("no ../shared/hvsc/C64Music and no fixture PSID to dump")
@@ -79,10 +61,6 @@ def _dump_tunes(n: int) -> list:
 @benchmark("dump")
 def bench_dump(quick: bool = False) -> dict:
     """sidlive.c64.dump frames per second over a few HVSC tunes (seeded pick)."""
-    try:
-        from sidlive.c64.dump import dump_tune
-    except ImportError as e:
-        raise Unavailable(f"sidlive.c64.dump cannot be imported ({e})") from None
     n_tunes, seconds = (1, 5.0) if quick else (3, 30.0)
     frames_total, wall, used, errors = 0, 0.0, [], []
     warmed = False
@@ -95,8 +73,6 @@ def bench_dump(quick: bool = False) -> dict:
                 warmed = True
             t0 = time.perf_counter()
             f = dump_tune(path, subtune=None, seconds=seconds)
-        except ImportError as e:
-            raise Unavailable(f"sidlive.c64.dump cannot run ({e})") from None
         except Exception as e:   # unsupported tune (RSID, multi-SID ...): try the next
             errors.append(f"{path.name}: {type(e).__name__}")
             continue
@@ -114,11 +90,6 @@ def run(names: list[str] | None = None, quick: bool = False, **options) -> dict:
 
     options (e.g. minutes=, model=) go to the benchmarks whose functions take them.
     """
-    for mod in PLUGIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ImportError:
-            pass
     names = [n for n in BENCHMARKS if n not in ON_REQUEST] if not names else names
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:

@@ -82,7 +82,7 @@ def compare_one(args) -> dict:
     rec.update(frames=len(ours), status=ours.extra["status"], play_hz=ours.extra["play_hz"],
                speed=ours.extra["speed"], retriggers=marked.extra["retriggers"],
                marked_frames=int(np.any(marked.regs[:n_frames] != a, axis=1).sum()))
-    from pysidtracker import oracle
+    from pysidtracker import oracle  # a test extra: the dump's reference oracle
     t0 = time.process_time()
     try:
         grid = oracle.register_grid(path.read_bytes(), n_frames, subtune=subtune - 1)

@@ -11,6 +11,7 @@ module registers the `engine` benchmark with sidlive.measure.bench.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -23,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ModelConfig, param_shapes
+from engine.generator import Generator
 from engine.sidm import write_sidm
+from sidlive.measure.registry import benchmark
 from sidlive.paths import DEFAULT_MODEL, REPO_ROOT
 from training.config import resolve
 
@@ -71,7 +74,6 @@ def _pct(a, q) -> float:
 
 def time_engine(model_path, frames: int = 1000, seed: int = 7391738265) -> dict:
     """One thread, window full: per-frame calls (p50/p99), a batched call, worst case, rollback."""
-    from engine.generator import Generator
     g = Generator(model_path, seed=seed, temperature=1.0, log=None)
     W = g.cfg.context_frames
     prompt = _walk(W + 16, 0.2)
@@ -143,10 +145,10 @@ def time_launch(model_path, frames: int = 600) -> dict:
 def time_torch(model_path, frames: int = 150) -> dict:
     """The same model in PyTorch eager (float32, KV-cached, batch 1): the best thread count."""
     try:
-        import torch
+        import torch  # optional here: the PyTorch comparison runs where torch is installed
     except ImportError as e:
         return {"unavailable": f"torch is not installed ({e})"}
-    from training.torch_ref import TorchGenerator
+    from training.torch_ref import TorchGenerator  # optional here: the PyTorch comparison runs where torch is installed
     best, cpu = {}, {}
     for threads in sorted({1, min(2, os.cpu_count() or 1)}):
         torch.set_num_threads(threads)
@@ -182,20 +184,15 @@ def run(model_path: str | Path | None = None, quick: bool = False) -> dict:
     return fig
 
 
-try:
-    from sidlive.measure.bench import benchmark
 
-    @benchmark("engine")
-    def bench_engine(quick: bool = False) -> dict:
-        """Engine frames/s etc. on the default model (presets/models/default.sidm) or a random one."""
-        default = DEFAULT_MODEL
-        return run(default if default.is_file() else None, quick=quick)
-except ImportError:  # sidlive.measure.bench absent: run() still works
-    pass
+@benchmark("engine")
+def bench_engine(quick: bool = False) -> dict:
+    """Engine frames/s etc. on the default model (presets/models/default.sidm) or a random one."""
+    default = DEFAULT_MODEL
+    return run(default if default.is_file() else None, quick=quick)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     ap = argparse.ArgumentParser(prog="python -m sidlive.measure.enginebench", description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default=None, help="a .sidm (default: random default-config model)")
     ap.add_argument("--quick", action="store_true", help="short workloads")

@@ -2,13 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from sidlive.audio.renderer import render
+from sidlive.c64.dump import dump_tune
+from sidlive.c64.psid import load_psid
 from sidlive.export.psidfile import ExportError, export_frames
-from sidlive.frames import PAL_FRAME_RATE_HZ
+from sidlive.frames import PAL_FRAME_RATE_HZ, canonicalize
+from sidlive.measure.soundcheck import envelope_alignment, pick_tunes, resid_rate_ratio, sidplayfp_render
+from sidlive.midi.asid import bandwidth
+from sidlive.paths import hvsc_root
 
 
 def check_tune(sid_path: Path, seconds: float, tmp_dir: Path, rate_hz: int = 48_000,
@@ -19,11 +27,6 @@ def check_tune(sid_path: Path, seconds: float, tmp_dir: Path, rate_hz: int = 48_
     2.2e-4 slow, 13 ms over 60 s) where they are compared with `sidlive render`, as the
     sound check does; corr_export_raw is the same correlation without that (for reference).
     delay_cycles: sidplayfp's power-on delay (None: its random one)."""
-    from sidlive.audio.renderer import render
-    from sidlive.c64.dump import dump_tune
-    from sidlive.frames import canonicalize
-    from sidlive.measure.soundcheck import envelope_alignment, resid_rate_ratio, sidplayfp_render
-    from sidlive.midi.asid import bandwidth
 
     frames = dump_tune(sid_path, seconds=seconds)
     if frames.extra.get("status") != "ok":
@@ -55,10 +58,7 @@ def check_tune(sid_path: Path, seconds: float, tmp_dir: Path, rate_hz: int = 48_
 def check(hvsc_root: Path, n: int = 20, seconds: float = 60.0, seed: int = 0, log=print,
           delay_cycles: int | None = None) -> list[dict]:
     """check_tune on the first n dumpable tunes of sidlive.measure.soundcheck.pick_tunes(root, n, seed)."""
-    import tempfile
 
-    from sidlive.c64.psid import load_psid
-    from sidlive.measure.soundcheck import pick_tunes
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="sidlive-export-check-") as tmp:
@@ -85,9 +85,7 @@ def _row_text(r: dict) -> str:
 
 
 def check_main(argv: list[str]) -> int:
-    import json
 
-    from sidlive.paths import hvsc_root
     ap = argparse.ArgumentParser(prog="sidlive export check", description="round trip and sound check of .sid export")
     ap.add_argument("hvsc", nargs="?", type=Path, default=None, help="HVSC C64Music folder (default ../shared)")
     ap.add_argument("--n", type=int, default=20)

@@ -1,4 +1,4 @@
-"""Soak and latency measurements of `sidlive live` (the acceptance figures of issue 5).
+"""Soak and latency measurements of `sidlive live` (the live instrument's acceptance figures).
 
     python -m sidlive.measure.soak --minutes 10 [--model M|random] [--cc-rate 500] [--probes 40] [--fx NAME]
     python -m sidlive.measure.soak --minutes 10 --baseline   (an empty callback: the machine's own underruns)
@@ -38,7 +38,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import rtmidi
 
+from sidlive.audio.jackserver import JackServer, jackd_path, portaudio_jack_device
+from sidlive.audio.recording import session_paths
+from sidlive.audio.renderer import Renderer
+from sidlive.audio.wav import read_wav
+from sidlive.control.maps import load_map
+from sidlive.control.params import ControlEvent
+from sidlive.frames import load_regs
+from sidlive.live.daemon import LiveConfig, LiveDaemon
+from sidlive.measure.enginebench import random_model
+from sidlive.measure.registry import Unavailable, benchmark
 from sidlive.measure.steal import StealMonitor
 from sidlive.paths import CONTROLLERS_DIR, DEFAULT_MODEL, LOOPS_DIR, REPO_ROOT
 
@@ -51,10 +62,6 @@ SOAK_PORT = "sidlive-soak"
 def replay_take(base: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(recorded int16 samples, offline render of the recorded frames with the logged
     renderer events replayed at their block's first sample)."""
-    from sidlive.audio.recording import session_paths
-    from sidlive.audio.renderer import Renderer
-    from sidlive.audio.wav import read_wav
-    from sidlive.frames import load_regs
 
     paths = session_paths(base)
     live, rate = read_wav(paths["wav"])
@@ -189,7 +196,6 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
         results["note"] = []
         kinds += ("note",)
     pending = []
-    from sidlive.control.params import ControlEvent
     for name in ("solo_1", "solo_2", "solo_3", "mute_1", "mute_2", "mute_3"):   # after the flood: all voices on
         daemon.post(ControlEvent(name, False, source="soak"))
     daemon.post(ControlEvent("loop", -1, source="soak"))
@@ -234,11 +240,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
          lookahead_frames: int = 3, seed: int = 1, replay: bool = True, launch: bool = True, fx: str | None = None,
          log=print) -> dict:
     """Run the soak, latency and replay measurements; returns the figures (see module doc)."""
-    import rtmidi
 
-    from sidlive.audio.jackserver import JackServer
-    from sidlive.control.maps import load_map
-    from sidlive.live.daemon import LiveConfig, LiveDaemon
 
     model = Path(model) if model is not None else DEFAULT_MODEL
     tmp = Path(tempfile.mkdtemp(prefix="sidlive-soak-"))
@@ -351,9 +353,8 @@ def launch_time(model: str | Path, runs: int = 2) -> dict:
 def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames: int = 256) -> dict:
     """The machine's own underruns: a sounddevice stream whose callback only writes zeros,
     on a private JACK dummy server set up as the soak's, for `seconds`."""
-    import sounddevice as sd
+    import sounddevice as sd  # loads PortAudio: optional, so rendering and recording work without it
 
-    from sidlive.audio.jackserver import JackServer, portaudio_jack_device
     server = JackServer(realtime=realtime, period_frames=block_frames).start()
     server.activate()
     st = {"blocks": 0, "audio_underruns": 0, "t": []}
@@ -389,28 +390,22 @@ def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames:
 
 
 def _random_model(path: Path) -> Path:
-    from sidlive.measure.enginebench import random_model
     return random_model(path)
 
 
-try:
-    from sidlive.measure.bench import Unavailable, benchmark
 
-    @benchmark("soak")
-    def bench_soak(quick: bool = False, minutes: float | None = None, model: str | Path | None = None,
-                   fx: str | None = None) -> dict:
-        """Soak + latency + replay on the default model (or a random default-config one)."""
-        from sidlive.audio.jackserver import jackd_path
-        if jackd_path() is None:
-            raise Unavailable("jackd is not installed (Debian package jackd2)")
-        minutes = minutes if minutes is not None else (0.25 if quick else 10.0)
-        with tempfile.TemporaryDirectory() as d:
-            if model is None:
-                default = DEFAULT_MODEL
-                model = default if default.is_file() else _random_model(Path(d) / "random-default.sidm")
-            return soak(minutes * 60, model=model, probes=10 if quick else 40, fx=fx, log=lambda s: None)
-except ImportError:   # sidlive.measure.bench absent: soak() still works
-    pass
+@benchmark("soak")
+def bench_soak(quick: bool = False, minutes: float | None = None, model: str | Path | None = None,
+               fx: str | None = None) -> dict:
+    """Soak + latency + replay on the default model (or a random default-config one)."""
+    if jackd_path() is None:
+        raise Unavailable("jackd is not installed (Debian package jackd2)")
+    minutes = minutes if minutes is not None else (0.25 if quick else 10.0)
+    with tempfile.TemporaryDirectory() as d:
+        if model is None:
+            default = DEFAULT_MODEL
+            model = default if default.is_file() else _random_model(Path(d) / "random-default.sidm")
+        return soak(minutes * 60, model=model, probes=10 if quick else 40, fx=fx, log=lambda s: None)
 
 
 def main(argv: list[str] | None = None) -> int:

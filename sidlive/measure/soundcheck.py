@@ -35,8 +35,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
 
+from sidlive.audio.renderer import CLOCK_PARAMS, WARMUP_CYCLES, render
 from sidlive.audio.wav import read_wav
+from sidlive.c64.dump import dump_tune
+from sidlive.c64.machine import run_psid
+from sidlive.c64.psid import load_psid
+from sidlive.paths import hvsc_root
 
 TARGET_CORRELATION = 0.9
 
@@ -106,7 +112,6 @@ def envelope_correlation(a: np.ndarray, b: np.ndarray, rate_hz: int, window_ms: 
 def resid_rate_ratio(rate_hz: int = 48_000, clock_hz: int = 985_248, sampling: str = "resample") -> float:
     """Samples reSIDfp really makes per sample asked for (1.000218 for RESAMPLE at 48 kHz):
     counted over 20 s of clock on a fresh pyresidfp, the same engine sidplayfp runs."""
-    from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
     method = SamplingMethod.RESAMPLE if sampling == "resample" else SamplingMethod.DECIMATE
     sid = SID(ChipModel.MOS6581, method, float(clock_hz), float(rate_hz))
     seconds = 20
@@ -171,9 +176,7 @@ def replay_writes(writes: np.ndarray, chip: str, n_cycles: int, rate_hz: int = 4
 
     writes: (n, 3) int rows (cycle, register, value) in cycle order, cycle 0 = the first
     sample (earlier writes, e.g. init's, are applied with their spacing, unheard)."""
-    from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
 
-    from sidlive.audio.renderer import CLOCK_PARAMS, WARMUP_CYCLES
     if chip not in ("6581", "8580"):
         raise ValueError(f"chip must be '6581' or '8580'; got {chip!r}")
     w = np.asarray(writes, dtype=np.int64).reshape(-1, 3)
@@ -206,8 +209,6 @@ def replay_writes(writes: np.ndarray, chip: str, n_cycles: int, rate_hz: int = 4
 def cycle_exact_writes(sid_path: str | Path, subtune: int, n_frames: int):
     """Run the dumper's emulator on a PSID subtune (1-based) logging every SID write:
     sidlive.c64.machine.DumpResult with sid_writes (cycles from frame 0's boundary)."""
-    from sidlive.c64.machine import run_psid  # the dumper's emulator; imported late
-    from sidlive.c64.psid import load_psid
     tune = load_psid(sid_path).require_supported()
     return run_psid(tune.data, tune.load_addr, tune.init_addr, tune.play_addr, subtune - 1, n_frames,
                     speed_cia=tune.speed_cia(subtune), clock=tune.frames_clock(),
@@ -233,9 +234,8 @@ def check_tune(sid_path: Path, seconds: float = 30.0, rate_hz: int = 48_000, dum
     sidplayfp on the same chip and subtune; correlate the envelopes (sidplayfp read at
     reSIDfp's true rate). exact: also correlate the cycle-exact replay of the dumper's
     writes with sidplayfp ("exact"; both on reSID's time base) and add write_stats."""
-    from sidlive.audio.renderer import render
     if dump is None:
-        from sidlive.c64.dump import dump_tune as dump  # another stage; imported late
+        dump = dump_tune
     t0 = time.perf_counter()
     frames = dump(sid_path, subtune=None, seconds=seconds)
     t_dump = time.perf_counter() - t0
@@ -250,7 +250,6 @@ def check_tune(sid_path: Path, seconds: float = 30.0, rate_hz: int = 48_000, dum
            "correlation": None if np.isnan(r) else round(r, 4), "lag_ms": lag_ms,
            "dump_s": round(t_dump, 2)}
     if exact:
-        from sidlive.audio.renderer import CLOCK_PARAMS
         cycles = CLOCK_PARAMS[frames.clock][1]
         res = cycle_exact_writes(sid_path, subtune, len(frames))
         row.update(write_stats(res.sid_writes, len(frames), cycles))
@@ -318,7 +317,6 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sidlive.paths import hvsc_root
     ap = argparse.ArgumentParser(prog="python -m sidlive.measure.soundcheck",
                                  description="sound check: sidplayfp vs sidlive render of our dump")
     ap.add_argument("hvsc", nargs="?", type=Path, default=None, help="HVSC C64Music folder (default ../shared)")
@@ -335,11 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     if root is None or not Path(root).is_dir():
         print("sound check: no HVSC folder (give one, or put ../shared/hvsc/C64Music beside the checkout)",
               file=sys.stderr)
-        return 2
-    try:
-        import sidlive.c64.dump  # noqa: F401
-    except ImportError as e:
-        print(f"sound check: sidlive.c64.dump is unavailable ({e})", file=sys.stderr)
         return 2
     rows = sound_check(Path(root), args.n, args.seconds, args.seed,
                        log=lambda s: print(s, file=sys.stderr), exact=args.exact, delay_cycles=args.delay)

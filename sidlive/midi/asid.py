@@ -26,8 +26,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import rtmidi
 
 from sidlive.frames import CONTROL_REGS, NUM_REGS, WRITE_ORDER
+from sidlive.midi.inputs import MidiPortError, choose_api, match_port
 
 SYSEX, EOX, MANUFACTURER = 0xF0, 0xF7, 0x2D
 CMD_START, CMD_STOP, CMD_UPDATE, CMD_TEXT = 0x4C, 0x4D, 0x4E, 0x4F
@@ -185,9 +187,7 @@ class AsidOut:
 
     def __init__(self, port: str | None = "virtual", api: str = "auto", client_name: str = CLIENT_NAME,
                  virtual_name: str = VIRTUAL_PORT, refresh_s: float = REFRESH_S):
-        import rtmidi
 
-        from sidlive.midi.inputs import MidiPortError, choose_api, match_port
 
         if not 0.0 <= refresh_s <= 3600.0:
             raise ValueError(f"ASID refresh_s must be in 0..3600 s, got {refresh_s}")

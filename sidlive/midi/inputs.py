@@ -23,6 +23,7 @@ import collections
 import logging
 
 import mido
+import rtmidi
 
 from sidlive.audio.jackserver import jack_running
 
@@ -146,13 +147,11 @@ def choose_api(api: str = "auto") -> str:
 
 
 def _rtapi(api: str) -> int:
-    import rtmidi
 
     return rtmidi.API_UNIX_JACK if api == "jack" else rtmidi.API_LINUX_ALSA
 
 
 def list_input_ports(api: str = "auto") -> list[str]:
-    import rtmidi
 
     try:
         probe = rtmidi.MidiIn(rtapi=_rtapi(choose_api(api)), name=f"{CLIENT_NAME}-probe")
@@ -179,7 +178,6 @@ class RtMidiInput(MidiInput):
                  virtual_name: str = VIRTUAL_PORT, queue_max: int = QUEUE_MAX, poll: bool = False):
         super().__init__(queue_max)
         self.poll = poll
-        import rtmidi
 
         self._rtmidi = rtmidi
         self.api = choose_api(api)

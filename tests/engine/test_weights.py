@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.weights import E_IN_EMB, E_RO_BIAS, load_model, slot
 from engine.config import ModelConfig, param_shapes
 from engine.sidm import SidmFormatError, load_sidm, write_sidm
+from engine.weights import E_IN_EMB, E_RO_BIAS, load_model, slot
 from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[2]

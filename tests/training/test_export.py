@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from engine.config import ModelConfig
-from training.export import GOLDEN_FRAMES, export_model, fixture_model, golden_prompt, main, model_from_sidm, write_golden
-from training.sample import generate, incremental_logprobs
 from engine.sidm import MAGIC, SidmFormatError, load_sidm, quantize_rows, write_sidm
+from training.export import (GOLDEN_FRAMES, export_model, fixture_model, golden_prompt, main, model_from_sidm,
+                             write_golden)
+from training.sample import generate, incremental_logprobs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,8 +126,8 @@ def test_golden_output(tmp_path):
 
 
 def test_export_cli(tmp_path, capsys):
-    from training.dataset import write_synthetic
     from training.config import resolve
+    from training.dataset import write_synthetic
     from training.train import train
     write_synthetic(tmp_path / "d", n_tunes=20, seed=0, min_frames=30, max_frames=100)
     m, t = resolve(REPO / "training/configs/tiny.toml",

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidlive.measure.enginebench import random_model, time_engine
-from training.int8cost import EngineScorer
+from engine.config import ModelConfig
 from engine.weights import load_model
 from sidlive.frames import Frames, save
+from sidlive.measure.enginebench import random_model, time_engine
 from tests.conftest import walk
-from engine.config import ModelConfig
+from training.int8cost import EngineScorer
 
 
 def test_engine_scorer_matches_reference_incremental_logprobs(tiny):
@@ -24,8 +24,8 @@ def test_engine_scorer_matches_reference_incremental_logprobs(tiny):
 
 def test_int8_cost_compares_float_and_int8(tmp_path):
     torch = pytest.importorskip("torch")
-    from training.int8cost import int8_cost
     from tests.conftest import TINY
+    from training.int8cost import int8_cost
     from training.model import SidModel
     torch.manual_seed(3)
     model = SidModel(ModelConfig(**TINY))

@@ -132,8 +132,8 @@ def write_dataset(root, tunes):
 def tiny_model_file(tmp_path, kind, train_config=None):
     torch = pytest.importorskip("torch")
     from engine.config import ModelConfig
-    from training.model import SidModel
     from training.export import export_model
+    from training.model import SidModel
     torch.manual_seed(0)
     cfg = ModelConfig(composers=("any", "Composer 0"), context_frames=16, d_global=16, n_layers_global=1,
                       n_heads_global=2, d_local=16, n_layers_local=1, n_heads_local=2, d_readout=16)

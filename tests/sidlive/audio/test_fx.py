@@ -6,9 +6,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from sidlive.commands import render
 from sidlive.audio.fx import EFFECTS, FxError, find_chain, parse_chain, preset_paths
 from sidlive.audio.wav import read_wav
+from sidlive.commands import render
 
 pytest.importorskip("pyo")
 
@@ -137,8 +137,8 @@ def test_fx_host_bypass_blocks_and_close(tmp_path):
 
 
 def test_live_chain_on_jack_runs_in_our_callback_and_follows_controls(jack, model_path, tmp_path, wait):
-    from sidlive.control.params import ControlEvent
     from sidlive.audio.jackserver import portaudio_jack_device
+    from sidlive.control.params import ControlEvent
     from tests.sidlive.live.test_daemon import _daemon
 
     if portaudio_jack_device() is None:

@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ, load_regs
 from sidlive.audio.jackserver import JackServer, jack_running, jackd_path, portaudio_jack_device
 from sidlive.audio.recording import Recorder, session_paths
 from sidlive.audio.ring import FrameRing
 from sidlive.audio.wav import read_wav
+from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ, load_regs
 
 RATE_HZ = 48_000
 BLOCK = 256

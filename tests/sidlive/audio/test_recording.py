@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sidlive.frames import CANON_MASK, NUM_REGS, load_regs
 from sidlive.audio.recording import Recorder, session_paths
 from sidlive.audio.recover import RecoverError, recover_regs, recover_wav
-from sidlive.commands.recover import main as recover_main
 from sidlive.audio.wav import read_wav
+from sidlive.commands.recover import main as recover_main
+from sidlive.frames import CANON_MASK, NUM_REGS, load_regs
 
 ROOT = Path(__file__).resolve().parents[3]
 BLOCK = 256

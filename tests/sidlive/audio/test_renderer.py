@@ -3,10 +3,11 @@ import pytest
 from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
 
 from sidlive.audio import renderer as R
-from sidlive.measure.soundcheck import energy_envelope
+from sidlive.audio import resample
 from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
-from sidlive.frames import (NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_CLOCK_HZ, PAL_FRAME_CYCLES,
-                            WRITE_ORDER, Frames)
+from sidlive.frames import (NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_CLOCK_HZ, PAL_FRAME_CYCLES, WRITE_ORDER, Frames,
+                            frame_sample_boundary)
+from sidlive.measure.soundcheck import energy_envelope
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +40,13 @@ def test_sample_accounting_200k_frames(rate):
     assert set(per_frame.tolist()) <= {int(PAL_FRAME_CYCLES * rate // PAL_CLOCK_HZ),
                                        int(PAL_FRAME_CYCLES * rate // PAL_CLOCK_HZ) + 1}
     for m in (1, 7, 1000, 123_457, n):
-        assert R.frame_sample_boundary(m, rate) == bounds[m]
+        assert frame_sample_boundary(m, rate) == bounds[m]
         assert abs(int(per_frame[:m].sum()) - round(m * PAL_FRAME_CYCLES * rate / PAL_CLOCK_HZ)) <= 1
 
 
 def test_ntsc_accounting():
     n = 100_000
-    got = R.frame_sample_boundary(n, 48_000, NTSC_FRAME_CYCLES, NTSC_CLOCK_HZ)
+    got = frame_sample_boundary(n, 48_000, NTSC_FRAME_CYCLES, NTSC_CLOCK_HZ)
     assert abs(got - round(n * NTSC_FRAME_CYCLES * 48_000 / NTSC_CLOCK_HZ)) <= 1
 
 
@@ -54,27 +55,27 @@ def test_rate_lock_holds_over_200k_frames(skew):
     """reSID-like input counts (floor of a skewed rate: 957-959 per frame) for 200,000
     frames (~66 min): the read position never passes the input, never drifts back."""
     rate, n = 48_000, 200_000
-    lock = R.RateLock()
+    lock = resample.RateLock()
     in_rate = PAL_FRAME_CYCLES * rate / PAL_CLOCK_HZ * (1 + skew)
     in_total, lag_max, lag_min = 0, -1e9, 1e9
     for k in range(n):
         in_total = int((k + 1) * in_rate + 0.37)
         num = (k + 1) * PAL_FRAME_CYCLES * rate
-        m = num // PAL_CLOCK_HZ - R.frame_sample_boundary(k, rate)
+        m = num // PAL_CLOCK_HZ - frame_sample_boundary(k, rate)
         start, step = lock.advance(in_total, m, (num % PAL_CLOCK_HZ) / PAL_CLOCK_HZ)
-        last_read = start + (m - 1) * step + R.TAPS // 2       # newest sample the filter touches
+        last_read = start + (m - 1) * step + resample.TAPS // 2       # newest sample the filter touches
         assert last_read <= in_total - 1, f"frame {k}: read past the input"
         lag = in_total - (start + m * step)
         lag_max, lag_min = max(lag_max, lag), min(lag_min, lag)
     assert lock.resyncs == 0
     assert abs(lock.ratio - (1 + skew)) < 1e-6
-    assert R.TAPS // 2 < lag_min and lag_max < R.LOCK_DELAY + 10   # bounded: no drift
+    assert resample.TAPS // 2 < lag_min and lag_max < resample.LOCK_DELAY + 10   # bounded: no drift
 
 
 def test_renderer_sample_count_matches_accounting(dojo):
     r = R.Renderer(dojo.slice(0, 150), chip="8580")
     x = r.render_frames(150)
-    assert len(x) == R.frame_sample_boundary(150, 48_000)
+    assert len(x) == frame_sample_boundary(150, 48_000)
     assert r.samples_out == len(x) and r.frames_rendered == 150
     assert abs(r.ratio - 1.0) < 1e-3      # reSID runs a little fast; the lock found it
 
@@ -139,7 +140,7 @@ def test_output_follows_resid_sample_for_sample(dojo):
                 np.sqrt(np.dot(a, a) * np.dot(raw[12_000 - d:14_400 - d], raw[12_000 - d:14_400 - d])), d)
                for d in range(0, 60))
     assert best[0] > 0.999, best
-    assert abs(best[1] - R.LOCK_DELAY) <= 4, best
+    assert abs(best[1] - resample.LOCK_DELAY) <= 4, best
 
 
 # ------------------------------------------------------------------ sound controls
@@ -188,7 +189,7 @@ def test_step_hook_mutes_from_the_next_step_and_replays_at_its_position(dojo):
                 r.set_mute(v, True)
 
     r.step_hook = hook
-    live = np.zeros(R.frame_sample_boundary(100, 48_000), np.int16)
+    live = np.zeros(frame_sample_boundary(100, 48_000), np.int16)
     for a in range(0, len(live), 256):               # 256-sample blocks, as the callback reads
         r.read_into(live[a:a + 256])
     pos = seen[499]
@@ -292,5 +293,5 @@ def test_render_uses_frames_chip_and_clock():
     regs[:, 0x04] = 0x21
     fr = Frames(regs=regs, clock="NTSC", chip="8580")
     x = R.render(fr)
-    assert len(x) == R.frame_sample_boundary(10, 48_000, NTSC_FRAME_CYCLES, NTSC_CLOCK_HZ)
+    assert len(x) == frame_sample_boundary(10, 48_000, NTSC_FRAME_CYCLES, NTSC_CLOCK_HZ)
     assert _rms(x, 4000) > 100

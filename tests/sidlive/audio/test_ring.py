@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from sidlive.frames import NUM_REGS
 from sidlive.audio.ring import BlockRing, FrameRing
+from sidlive.frames import NUM_REGS
 
 
 def frame(pos: int, epoch: int = 0) -> np.ndarray:

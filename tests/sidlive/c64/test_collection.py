@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from sidlive.frames import PAL_FRAME_RATE_HZ
 from sidlive.c64.collection import MIN_PARTIAL_SECONDS, dump_collection
 from sidlive.c64.dump import dump_tune
 from sidlive.c64.psid import build_psid, load_psid
+from sidlive.frames import PAL_FRAME_RATE_HZ
 
 MAX_SECONDS = 20.0
 

@@ -3,10 +3,10 @@ hand-computed checks of decimal mode and the undocumented opcodes."""
 import numpy as np
 import pytest
 
+from sidlive.c64.cpu6510 import (NO_TRAP, RUN_EVENT, RUN_JAM, RUN_TRAP, ST_A, ST_CYC, ST_INSN, ST_P, ST_PC, ST_SIZE,
+                                 ST_SP, ST_X, ST_Y, cpu_run, flat_pmap)
 from sidlive.c64.iochips import EV_NEXT, new_io
-from sidlive.c64.opcodes import CROSS, CYC, KINDS, KIND, MODE, MODES, MNEMONIC, OPERAND_BYTES
-from sidlive.c64.cpu6510 import (NO_TRAP, RUN_EVENT, RUN_JAM, RUN_TRAP, ST_A, ST_CYC, ST_INSN,
-                              ST_P, ST_PC, ST_SIZE, ST_SP, ST_X, ST_Y, cpu_run, flat_pmap)
+from sidlive.c64.opcodes import CROSS, CYC, KIND, KINDS, MNEMONIC, MODE, MODES, OPERAND_BYTES
 
 KLAUS_SUCCESS = 0x3469
 KLAUS_INSTRUCTIONS = 30_646_177  # py65 1.2.0's count, the final JMP * included

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidlive.frames import PAL_CLOCK_HZ, PAL_FRAME_RATE_HZ, load
-from sidlive.c64.dump import DEFAULT_SECONDS, dump_tune, main, resolve_seconds
+from sidlive.c64.dump import DEFAULT_SECONDS, dump_tune, resolve_seconds
+from sidlive.commands.dump import main
 from sidlive.c64.psid import UnsupportedTune, build_psid, load_psid
 from sidlive.c64.songlengths import load_songlengths, song_seconds, songlengths_path
+from sidlive.frames import PAL_CLOCK_HZ, PAL_FRAME_RATE_HZ, load
 
 # init ($1000): STA $D401 (subtune) ; LDA #0 ; STA $FB ; LDA #$0F ; STA $D418 ; RTS
 # play ($100D): INC $FB ; LDA $FB ; STA $D400 ; RTS

@@ -5,12 +5,11 @@ import struct
 import numpy as np
 import pytest
 
+from sidlive.c64.cpu6510 import RUN_TRAP, ST_CYC, ST_PC, ST_SP, cpu_run, interrupt, rd, wr
+from sidlive.c64.iochips import C_FLAGS, CIA2, EV_NEXT, IRQ_LINE, NMI_LINE, io_events, io_read, io_write, new_io
 from sidlive.c64.machine import run_psid
-from sidlive.c64.iochips import (CIA2, C_FLAGS, EV_NEXT, IRQ_LINE, NMI_LINE,
-                             io_events, io_read, io_write, new_io)
 from sidlive.c64.rom import PAL_SYSTEM, boot_machine, power_on_pattern, psid_ram
 from sidlive.c64.sidchip import sid_reset
-from sidlive.c64.cpu6510 import (RUN_TRAP, ST_CYC, ST_PC, ST_SP, cpu_run, interrupt, rd, wr)
 
 PAL_FRAME = 19_656
 

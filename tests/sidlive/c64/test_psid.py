@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from sidlive.c64.psid import (PsidFormatError, UnsupportedTune, build_psid, load_psid, parse_psid)
-from sidlive.c64.songlengths import (SonglengthsFormatError, find_hvsc_root, load_songlengths,
-                                  parse_songlengths, parse_time, song_seconds, songlengths_path)
+from sidlive.c64.psid import PsidFormatError, UnsupportedTune, build_psid, load_psid, parse_psid
+from sidlive.c64.songlengths import (SonglengthsFormatError, find_hvsc_root, load_songlengths, parse_songlengths,
+                                     parse_time, song_seconds, songlengths_path)
 
 PROG = bytes([0xA9, 0x0F, 0x8D, 0x18, 0xD4, 0x60, 0x60])  # LDA #$0F; STA $D418; RTS; RTS
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from sidlive.audio.wav import read_wav
 from sidlive.commands import demo
 from sidlive.frames import load
-from sidlive.audio.wav import read_wav
 
 
 def test_demo_plays_the_shipped_model_live_and_records(tmp_path):

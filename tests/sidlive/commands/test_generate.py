@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from engine.generator import Generator
-from sidlive.commands import generate as gen_cli
-from sidlive.live import offline
-from sidlive.frames import Frames, load, save
 from sidlive.audio.wav import read_wav
-from tests.conftest import walk
 from sidlive.c64.psid import build_psid
+from sidlive.commands import generate as gen_cli
+from sidlive.frames import Frames, load, save
+from sidlive.live import offline
+from tests.conftest import walk
 
 # init: LDA #0 ; STA $FB ; LDA #$0F ; STA $D418 ; RTS
 # play: INC $FB ; LDA $FB ; STA $D400 ; RTS  (a counter in voice 1's frequency low byte)

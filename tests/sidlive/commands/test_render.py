@@ -5,15 +5,14 @@ import wave
 import numpy as np
 import pytest
 
-from sidlive.commands import devices
-from sidlive.audio import playback as play
-from sidlive.commands import render
-from sidlive.measure.soundcheck import energy_envelope
-from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
-from sidlive.frames import PAL_CLOCK_HZ, PAL_FRAME_CYCLES, save
+from sidlive.live import playback as play
 from sidlive.audio.renderer import frame_sample_boundary
 from sidlive.audio.wav import HEADER_BYTES, WavWriter, read_wav, write_wav
+from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
+from sidlive.commands import devices, render
 from sidlive.commands import play as play_cmd
+from sidlive.frames import PAL_CLOCK_HZ, PAL_FRAME_CYCLES, save
+from sidlive.measure.soundcheck import energy_envelope
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +131,8 @@ def test_render_cli_errors(song, tmp_path, capsys):
 
 def test_render_a_sid(hvsc, tmp_path):
     try:
-        import sidlive.c64.machine  # noqa: F401  the dumper's emulator
         import sidlive.c64.dump  # noqa: F401
+        import sidlive.c64.machine  # noqa: F401  the dumper's emulator
     except ImportError as e:
         pytest.skip(f"sidlive.c64.dump cannot run: {e}")
     tune = next(p for p in sorted((hvsc / "MUSICIANS").rglob("*.sid"))[:50]

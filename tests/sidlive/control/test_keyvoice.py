@@ -8,9 +8,9 @@ import re
 import mido
 import pytest
 
+from sidlive.control.keyvoice import (KeyboardConfig, KeyboardConfigError, KeyVoice, NoteEvent, frames_for,
+                                      note_event, note_to_freq_reg)
 from sidlive.control.maps import ControllerMapError, MidiMapper, dump_map, parse_map
-from sidlive.control.keyvoice import (KeyboardConfig, KeyboardConfigError, KeyVoice, NoteEvent, frames_for, note_event,
-                              note_to_freq_reg)
 from sidlive.control.osc import OscError, message_to_event
 
 MAP = 'name = "k"\nchannel = 1\n[[button]]\nnote = 36\nparam = "reseed"\n\n[keyboard]\nchannel = 2\nvoice = 3\n'

@@ -6,11 +6,11 @@ import itertools
 import mido
 import pytest
 
-from sidlive.control.maps import (ControllerMap, ControllerMapError, MidiMapper, dump_map, load_map,
-                                 parse_map, preset_paths, save_map)
+from sidlive.control.maps import (ControllerMap, ControllerMapError, MidiMapper, dump_map, load_map, parse_map,
+                                  preset_paths, save_map)
 from sidlive.control.params import PARAMS, ControlEvent, Controls
-from sidlive.midi.learn import LearnError, learn, learn_binding
 from sidlive.midi.inputs import DummyMidiInput
+from sidlive.midi.learn import LearnError, learn, learn_binding
 
 PRESETS = {p.stem: p for p in preset_paths()}
 

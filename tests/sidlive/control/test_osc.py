@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from sidlive.control.params import PARAMS, ControlEvent, Controls
 from sidlive.control.osc import OscError, OscServer, message_to_event
+from sidlive.control.params import PARAMS, ControlEvent, Controls
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "osc.md"
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from sidlive.control.params import (CURVES, KINDS, PARAMS, TARGETS, ControlError, ControlEvent, Controls,
-                              ControlState, Update, describe, param)
+                                    ControlState, Update, describe, param)
 
 REQUIRED = {
     # name: (kind, target, rollback)

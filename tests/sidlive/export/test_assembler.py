@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidlive.export.assembler import OPCODES, AsmError, assemble
 from sidlive.c64.opcodes import MNEMONIC, MODE, MODES
+from sidlive.export.assembler import OPCODES, AsmError, assemble
 
 
 def code(src: str, origin: int = 0x1000) -> bytes:

@@ -6,14 +6,14 @@ import shutil
 import numpy as np
 import pytest
 
-from sidlive.frames import NUM_REGS, PAL_FRAME_CYCLES, WRITE_ORDER, Frames, canonicalize, save
-from sidlive.export.assembler import Program
-from sidlive.export.player import (WRITE_SLOT_CYCLES, LOAD_ADDR, RAM_END, STREAMS, T_COPY, T_HOLD, T_WAIT, build_player, encode_best,
-                                encode_subtunes, stream_tokens)
-from sidlive.commands.export import main
-from sidlive.export.psidfile import ExportError, export_frames, psid_text
 from sidlive.c64.machine import run_psid
 from sidlive.c64.psid import load_psid
+from sidlive.commands.export import main
+from sidlive.export.assembler import Program
+from sidlive.export.encode import STREAMS, T_COPY, T_HOLD, T_WAIT, encode_best, encode_subtunes, stream_tokens
+from sidlive.export.player import LOAD_ADDR, RAM_END, WRITE_SLOT_CYCLES, build_player
+from sidlive.export.psidfile import ExportError, export_frames, psid_text
+from sidlive.frames import NUM_REGS, PAL_FRAME_CYCLES, WRITE_ORDER, Frames, canonicalize, save
 
 
 def synthetic(n: int, seed: int) -> np.ndarray:
@@ -284,8 +284,8 @@ def test_real_tunes_round_trip_through_the_dumper(hvsc, tmp_path):
 
 @pytest.mark.skipif(shutil.which("sidplayfp") is None, reason="sidplayfp is not installed (Debian package sidplayfp)")
 def test_sidplayfp_plays_the_export_like_the_renderer(tmp_path):
-    from sidlive.measure.soundcheck import envelope_correlation, sidplayfp_render
     from sidlive.audio.renderer import render
+    from sidlive.measure.soundcheck import envelope_correlation, sidplayfp_render
 
     # a plain melody: pulse, sawtooth and triangle notes that decay, gate on/off, no filter
     n = 400

@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidlive.midi.asid import STOP_MESSAGE, AsidEncoder, decode_asid
+from sidlive.frames import NUM_REGS, load_regs
 from sidlive.live.asidfeed import AsidFeed, mute_row
 from sidlive.live.callback import N_PLAYED
-from sidlive.frames import NUM_REGS
-from sidlive.frames import load_regs
+from sidlive.midi.asid import STOP_MESSAGE, AsidEncoder, decode_asid
 
 
 class Collector:

@@ -14,18 +14,18 @@ import time
 import numpy as np
 import pytest
 
-from sidlive.control.params import ControlState
-from sidlive.live.callback import EV_MUTE, EV_PANIC, AudioEngine
-from sidlive.live.genthread import GeneratorThread, GenRequest
-from sidlive.frames import CANON_MASK, CONTROL_REGS, load_regs
 from sidlive.audio.jackserver import JackServer, jackd_path, portaudio_jack_device
-from sidlive.live.loops import Arrangement
-from sidlive.paths import LOOPS_DIR as LOOPS
 from sidlive.audio.recording import Recorder, session_paths
 from sidlive.audio.ring import FrameRing
-from sidlive.measure.soak import compare_take, replay_take
 from sidlive.audio.wav import read_wav
+from sidlive.control.params import ControlState
+from sidlive.frames import CANON_MASK, CONTROL_REGS, load_regs
+from sidlive.live.callback import EV_MUTE, EV_PANIC, AudioEngine
+from sidlive.live.genthread import GeneratorThread, GenRequest
+from sidlive.live.loops import Arrangement
+from sidlive.measure.soak import compare_take, replay_take
 from sidlive.paths import CONTROLLERS_DIR
+from sidlive.paths import LOOPS_DIR as LOOPS
 
 NANO = str(CONTROLLERS_DIR / "korg_nanokontrol2.toml")
 class _TI:

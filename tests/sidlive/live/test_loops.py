@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidlive.live import loops as L
 from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
-from sidlive.frames import PAL_FRAME_RATE_HZ, Frames, load, save, save_regs, save_txt
-from sidlive.paths import LOOPS_DIR
 from sidlive.commands import loop as loop_cmd
+from sidlive.frames import PAL_FRAME_RATE_HZ, Frames, load, save, save_regs, save_txt
+from sidlive.live import loops as L
+from sidlive.paths import LOOPS_DIR
 
 
 def walk(n: int, seed: int = 0) -> np.ndarray:

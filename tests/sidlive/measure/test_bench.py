@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from sidlive.measure import bench
 from sidlive.commands import bench as bench_cmd
+from sidlive.measure import bench
 
 
 def test_render_figures_json(capsys):

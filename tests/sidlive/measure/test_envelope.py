@@ -3,9 +3,9 @@ import shutil
 import numpy as np
 import pytest
 
-from sidlive.measure import soundcheck as E
-from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
 from sidlive.audio.renderer import render
+from sidlive.c64.goattracker import FixtureUnavailable, goattracker_frames
+from sidlive.measure import soundcheck as E
 
 RATE = 48_000
 
@@ -110,8 +110,8 @@ def test_sidplayfp_errors(tune, tmp_path):
 def test_sound_check_on_one_tune(tune):
     """Our dump (sidlive.c64.dump), rendered by sidlive, against sidplayfp on the same chip."""
     try:
-        from sidlive.c64.dump import dump_tune
         import sidlive.c64.machine  # noqa: F401  the dumper's emulator
+        from sidlive.c64.dump import dump_tune
     except ImportError as e:
         pytest.skip(f"sidlive.c64.dump cannot run: {e}")
     row = E.check_tune(tune, seconds=10.0, dump=dump_tune)

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from sidlive.control.maps import MidiMapper, load_map
 from sidlive.audio.jackserver import jackd_path, portaudio_jack_device
+from sidlive.control.maps import MidiMapper, load_map
+
 
 def test_flood_covers_every_mapped_control():
     from sidlive.measure.soak import DEFAULT_CONTROLLER, flood_messages
@@ -49,8 +50,7 @@ def test_short_soak_measures_everything(model_path, tmp_path):
 
 
 def test_soak_is_a_bench_plugin():
-    from sidlive.measure import bench
-    from sidlive.measure import soak
+    from sidlive.measure import bench, soak
     assert bench.BENCHMARKS["soak"] is soak.bench_soak
 
 

@@ -17,9 +17,9 @@ import shutil
 import numpy as np
 import pytest
 
-from sidlive.measure import soundcheck as E
-from sidlive.frames import NUM_REGS, PAL_CLOCK_HZ, PAL_FRAME_CYCLES, WRITE_ORDER, Frames
 from sidlive.audio.renderer import Renderer
+from sidlive.frames import NUM_REGS, PAL_CLOCK_HZ, PAL_FRAME_CYCLES, WRITE_ORDER, Frames
+from sidlive.measure import soundcheck as E
 
 RATE = 48_000
 INIT, PLAY, TABLES = 0x1000, 0x1040, 0x1080
@@ -53,7 +53,7 @@ def _table_player(steps: int) -> list[int]:
 
 
 def _run(image: bytes, n_frames: int, **kw):
-    from sidlive.c64.machine import run_psid   # the dumper's emulator
+    from sidlive.c64.machine import run_psid  # the dumper's emulator
     return run_psid(image, INIT, INIT, PLAY, 0, n_frames, speed_cia=False,
                     sid_log_capacity=200 * n_frames, **kw)
 

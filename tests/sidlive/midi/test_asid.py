@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from sidlive.midi.asid import (START_MESSAGE, STOP_MESSAGE, AsidEncoder, AsidOut, bandwidth, decode_asid,
-                          encode_frames, send_paced, text_message, update_message)
 from sidlive.frames import NUM_REGS
+from sidlive.midi.asid import (START_MESSAGE, STOP_MESSAGE, AsidEncoder, AsidOut, bandwidth, decode_asid,
+                               encode_frames, send_paced, text_message, update_message)
 from sidlive.midi.inputs import MidiPortError
 from tests.sidlive.conftest import jack_receiver
 
@@ -256,9 +256,9 @@ def test_refresh_resends_every_register(jack, wait):
 @pytest.mark.parametrize("audio", [True, False], ids=["with-audio", "asid-only"])
 def test_play_streams_the_frames_as_asid(jack, wait, tmp_path, capsys, audio):
     """`sidlive play IN --asid PORT`: beside the JACK audio, or alone when there is no device."""
+    from sidlive.audio.jackserver import portaudio_jack_device
     from sidlive.commands import play as play_cmd
     from sidlive.frames import Frames, canonicalize, save
-    from sidlive.audio.jackserver import portaudio_jack_device
 
     dev = portaudio_jack_device("output") if audio else "no-such-device-xyz"
     if dev is None:

@@ -6,12 +6,12 @@ import threading
 import mido
 import pytest
 
+from sidlive.audio.jackserver import jack_running
+from sidlive.commands import learn as learn_cmd
 from sidlive.control.maps import MidiMapper, load_map, preset_paths
 from sidlive.control.params import Controls
-from sidlive.audio.jackserver import jack_running
 from sidlive.midi.inputs import (DummyMidiInput, MidiPortError, RtMidiInput, choose_api, list_input_ports, match_port,
-                          open_input)
-from sidlive.commands import learn as learn_cmd
+                                 open_input)
 
 NANO = next(p for p in preset_paths() if p.stem == "korg_nanokontrol2")
 

@@ -16,46 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from sidlive.audio.outputs import NoAudioDevice, load_sounddevice, output_device
 from sidlive.audio.renderer import Renderer
 from sidlive.audio.wav import read_wav
 from sidlive.frames import Frames
+from sidlive.live.asidfeed import mute_row
 from sidlive.midi.asid import send_paced
 
 NO_DEVICE_EXIT = 3
 
 
-class NoAudioDevice(RuntimeError):
-    """No usable audio output device (or no PortAudio library)."""
-
-
-def _sounddevice():
-    try:
-        import sounddevice as sd
-    except (ImportError, OSError) as e:
-        raise NoAudioDevice(f"no audio: the sounddevice/PortAudio library cannot load ({e})") from None
-    return sd
-
-
-def output_device(device=None) -> dict:
-    """The output device to use (default or NAME_OR_INDEX), or NoAudioDevice saying why."""
-    sd = _sounddevice()
-    if isinstance(device, str) and device.isdigit():
-        device = int(device)
-    try:
-        info = sd.query_devices(device, "output")
-    except (ValueError, sd.PortAudioError) as e:
-        n = len(sd.query_devices())
-        what = "no audio output device" if n == 0 else f"audio output device {device!r} unavailable"
-        raise NoAudioDevice(f"{what} ({e}); `sidlive devices` lists what there is") from None
-    if info["max_output_channels"] < 1:
-        raise NoAudioDevice(f"audio device {info['name']!r} has no output channels")
-    return dict(info)
-
-
 def _stream_blocks(fill, n_total: int, rate_hz: int, device=None, blocksize: int = 1024, on_start=None) -> int:
     """Play `n_total` samples produced by `fill(out_float32_view)`; returns underflow count.
     on_start(latency_s), if given, runs once the stream has started."""
-    sd = _sounddevice()
+    sd = load_sounddevice()
     info = output_device(device)
     done = threading.Event()
     state = {"left": n_total, "underflows": 0}
@@ -84,7 +58,6 @@ def _stream_blocks(fill, n_total: int, rate_hz: int, device=None, blocksize: int
 
 def asid_frames(frames: Frames, muted_voices=()) -> np.ndarray:
     """The frames as they go to a real SID: muted voices without their waveform bits."""
-    from sidlive.live.asidfeed import mute_row
     on = [v not in set(muted_voices) for v in (1, 2, 3)]
     return np.array([mute_row(row, on, np.empty_like(row)) for row in frames.regs], np.uint8).reshape(-1, 25)
 
