@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         old_term = signal.signal(signal.SIGTERM, lambda *_: daemon.stopped.set())
     try:
         if args.headless:
-            if daemon.osc is not None:
-                daemon.message(f"headless; OSC on {daemon.osc.host}:{daemon.osc.port}")
+            if daemon.ports.osc is not None:
+                daemon.message(f"headless; OSC on {daemon.ports.osc.host}:{daemon.ports.osc.port}")
             daemon.run(args.seconds)
         else:
             run_view(daemon, seconds=args.seconds)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"played {stats['seconds']:.1f} s: {stats['audio_underruns']} audio / {stats['ring_underruns']} ring "
               f"underruns, callback p99 {stats['callback_ms_p99']} ms", flush=True)
-    if daemon.jack_died:   # libjack clients of a dead server can block interpreter exit
+    if daemon.ports.jack_died:   # libjack clients of a dead server can block interpreter exit
         sys.stderr.flush()
         os._exit(0)
     return 0

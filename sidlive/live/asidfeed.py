@@ -2,7 +2,7 @@
 step with the speakers (`sidlive live --asid PORT`).
 
 The audio callback logs each frame it starts, with the time it will be heard
-(`AudioEngine.played`, `played_dac`, `played_n`; no lock, single writer). This thread
+(`AudioCallback.played`, `played_dac`, `played_n`; no lock, single writer). This thread
 polls that log every `poll_s` and sends a frame once its sound time minus `lead_s` has
 come, so a SID chip on the port and the speakers play together (lead_s: the MIDI and
 hardware delay to remove, default 0); AsidOut resends all 25 registers every second. A
@@ -34,12 +34,12 @@ def mute_row(row: np.ndarray, voice_on, out: np.ndarray) -> np.ndarray:
 
 
 class AsidFeed:
-    """Sends `engine`'s played frames to `out` (an AsidOut, or anything with send_frame)."""
+    """Sends the audio callback's played frames to `out` (an AsidOut, or anything with send_frame)."""
 
-    def __init__(self, engine, out, *, lead_s: float = 0.0, poll_s: float = 0.002):
+    def __init__(self, audio, out, *, lead_s: float = 0.0, poll_s: float = 0.002):
         if not 0.0 <= lead_s <= 1.0:
             raise ValueError(f"ASID lead_s must be in 0..1 s, got {lead_s}")
-        self.engine = engine
+        self.audio = audio
         self.out = out
         self.lead_s = float(lead_s)
         self.poll_s = float(poll_s)
@@ -47,7 +47,7 @@ class AsidFeed:
         self.lost_frames = 0
         self.late_ms_max = 0.0
         self.error: BaseException | None = None
-        self._next = engine.played_n
+        self._next = audio.played_n
         self._row = np.zeros(NUM_REGS, np.uint8)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,7 +67,7 @@ class AsidFeed:
     def pump(self, now: float, flush: bool = False) -> int:
         """Send every logged frame whose time has come (flush: every logged frame);
         returns how many were sent."""
-        e = self.engine
+        e = self.audio
         sent = 0
         while True:
             n = e.played_n

@@ -1,7 +1,7 @@
 """The audio side of `sidlive live`: ring -> Renderer -> output (outputs.py), and the
 generator thread (genthread.py) on the other side of the ring.
 
-`AudioEngine.callback(outdata, frames, time_info, status)` is the sounddevice callback
+`AudioCallback.callback(outdata, frames, time_info, status)` is the sounddevice callback
 (also driven by `NullOutput`, a paced thread, when there is no device or JACK died). Per
 block it: counts PortAudio's output_underflow flag; applies a new control snapshot if the
 control thread swapped one in (`published`, one reference: mutes/solo via
@@ -47,7 +47,7 @@ REC_SCALE = 1.0 / 32767.0   # Recorder/WavWriter scale floats by 32767: this giv
 _C1, _C2, _C3 = CONTROL_REGS
 
 
-class AudioEngine:
+class AudioCallback:
     """The consumer side: one per session; `callback` runs on the audio thread only."""
 
     def __init__(self, ring, *, chip: str = "6581", rate_hz: int = 48_000, block_frames: int = 256,

@@ -43,11 +43,11 @@ class GeneratorThread:
     primer works in 64-frame chunks and drops a loop as soon as a newer one is asked for,
     so a burst of program changes costs one prime, not one each."""
 
-    def __init__(self, gen, ring, engine, arrangement, *, keep_frames: int = 1,
+    def __init__(self, gen, ring, audio, arrangement, *, keep_frames: int = 1,
                  history_frames: int = 1024, min_rollback_interval_s: float = 0.01, on_error=None):
         self.gen = gen
         self.ring = ring
-        self.engine = engine
+        self.audio = audio
         self.arrangement = arrangement
         self.keep_frames = int(keep_frames)
         self.min_rollback_interval_s = float(min_rollback_interval_s)
@@ -221,7 +221,7 @@ class GeneratorThread:
             np.copyto(slot, row)
             self.hist[cut % len(self.hist)] = row
             self.ring.commit()
-            self.engine.panic_cut = (req.panic, cut)
+            self.audio.panic_cut = (req.panic, cut)
         self._last_rollback = time.perf_counter()
         self.rollback_log.append((req.seq, cut, self._last_rollback))
         if len(self.rollback_log) > 100_000:

@@ -1,27 +1,18 @@
-"""The outside world of a `sidlive live` session (mixed into session.LiveDaemon): opening
-the audio output, MIDI in, OSC and ASID out; the controller map; loop capture; and the
-watchdog the control thread runs every 0.25 s (MIDI port replugged, JACK gone -> the null
-output so a recording goes on) and every second (controller map and loops folder reloaded
-when their files change; a missing or bad file is reported and the previous one stays).
+"""The outside world of a `sidlive live` session: the audio output, OSC in, ASID out and the
+effects chain, and the watchdog over them (the control thread calls `check` every 0.25 s:
+an output whose JACK server died is replaced by the null output, so a recording goes on).
 """
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
-
-import numpy as np
 
 from sidlive.audio.fx import FxError, FxHost
 from sidlive.audio.outputs import NullOutput, StreamOutput, find_device
-from sidlive.control.maps import ControllerMapError, MidiMapper, load_map
 from sidlive.control.osc import OscServer
-from sidlive.frames import PAL_FRAME_RATE_HZ
 from sidlive.live.asidfeed import AsidFeed
-from sidlive.live.loops import LoopError, capture
 from sidlive.midi.asid import AsidOut
-from sidlive.midi.inputs import MidiPortError, open_input
-from sidlive.midi.lane import MidiLane, lane_table
+from sidlive.midi.inputs import MidiPortError
 
 
 class LiveError(RuntimeError):
@@ -49,35 +40,54 @@ def set_realtime(native_ids, priority: int) -> int:
     return done
 
 
-class SessionIO:
-    """Ports, files and the watchdog of LiveDaemon (uses its cfg, engine, recorder, ...)."""
+class Ports:
+    """Output, OSC, ASID and effects of one session, opened on request and closed by the
+    daemon; `audio` is the session's AudioCallback, `post` queues a control event."""
 
-    def _open_output(self):
-        cfg, e = self.cfg, self.engine
+    def __init__(self, cfg, audio, controls, recorder, post, message):
+        self.cfg, self.audio, self.controls, self.recorder = cfg, audio, controls, recorder
+        self.post, self.message = post, message
+        self.output = None
+        self.output_switches = 0
+        self.jack_died = False
+        self.osc = None
+        self.asid = None
+        self.fx = None                 # FxHost while effects run
+        self._stall_warned = False
+
+    def open_output(self):
+        """The audio output for --audio (the null output when there is none and a recording runs)."""
+        cfg, cb = self.cfg, self.audio.callback
         if cfg.audio == "null":
-            return NullOutput(e.callback, cfg.rate_hz, cfg.block_frames)
+            self.output = NullOutput(cb, cfg.rate_hz, cfg.block_frames)
+            return self.output
         try:
             dev, name, channels = find_device(cfg.audio)
-            return StreamOutput(e.callback, dev, cfg.rate_hz, cfg.block_frames, channels, name)
+            self.output = StreamOutput(cb, dev, cfg.rate_hz, cfg.block_frames, channels, name)
         except Exception as err:  # noqa: BLE001 - PortAudio errors come in several types
             if self.recorder is None:
                 raise NoAudioDevice(f"{err}; with --record the session runs on the null output") from None
             self.message(f"{err}: running on the null output (recording to {self.recorder.paths['wav']})")
-            return NullOutput(e.callback, cfg.rate_hz, cfg.block_frames)
+            self.output = NullOutput(cb, cfg.rate_hz, cfg.block_frames)
+        return self.output
 
-    def _open_midi(self, startup: bool = False) -> None:
-        spec = self.cfg.midi
-        if spec in (None, "none") or self.midi is not None:
-            return
+    def start_output(self) -> None:
+        """Start the output; if it refuses and a recording runs, go on with the null output."""
         try:
-            self.midi = open_input(spec, poll=True)   # the audio callback takes the messages (midilane.py)
-            self.engine.lane = MidiLane(self.midi, lane_table(self.mapper), self.controls.state, self._wake)
-            self.message(f"MIDI in: {self.midi.name}")
-        except (OSError, ImportError) as e:
-            if startup:
-                self.message(f"{e}; playing on, will look for the port again")
+            self.output.start()
+        except Exception as err:  # noqa: BLE001 - PortAudio refuses to start in several ways
+            if self.recorder is None:
+                raise NoAudioDevice(f"audio output {self.output.name} would not start ({err})") from None
+            self.message(f"audio output {self.output.name} would not start ({err}): running on the null output")
+            self.output = NullOutput(self.audio.callback, self.cfg.rate_hz, self.cfg.block_frames).start()
 
-    def _open_asid(self) -> None:
+    def stop_output(self) -> None:
+        """Stop the output (first on stop: no callback runs inside the chain afterwards)."""
+        if self.output is not None:
+            self.output.stop()
+
+    def open_asid(self) -> None:
+        """ASID out (--asid): every played frame to a real SID, in step with the speakers."""
         if self.cfg.asid in (None, "none"):
             return
         if not 0.0 <= self.cfg.asid_lead_s <= 1.0:
@@ -86,24 +96,34 @@ class SessionIO:
             out = AsidOut(self.cfg.asid)
         except (MidiPortError, OSError, ImportError) as e:
             raise LiveError(f"--asid: {e}") from None
-        self.asid = AsidFeed(self.engine, out, lead_s=self.cfg.asid_lead_s)
+        self.asid = AsidFeed(self.audio, out, lead_s=self.cfg.asid_lead_s)
         self.message(f"ASID out: {out.name}")
 
-    def _open_fx(self) -> None:
+    def stop_asid(self) -> None:
+        """Send what has played, then ASID stop (skipped when JACK died: the port is gone)."""
+        if self.asid is not None and not self.jack_died:
+            self.asid.stop()
+
+    def open_fx(self, chain) -> None:
         """The effects chain inside the audio callback (pyo's embedded server), on any
         output; if pyo fails the session plays dry and says so."""
-        chain = self.fx_chain
         try:
             self.fx = FxHost(chain, self.cfg.rate_hz, self.cfg.block_frames, bypass=self.controls.state.fx_bypass)
         except (FxError, OSError) as e:
             self.message(f"effects {chain.name!r}: {e}; playing dry")
             return
-        self.engine.fx = self.fx
+        self.audio.fx = self.fx
         state = "bypassed (fx_bypass 0 turns it on)" if self.controls.state.fx_bypass else "on"
         self.message(f"effects {chain.name!r} in the audio callback "
                      f"({' > '.join(k for k, _ in chain.effects)}): {state}")
 
-    def _open_osc(self) -> None:
+    def close_fx(self) -> None:
+        """Close the effects host (after the output has stopped)."""
+        if self.fx is not None:
+            self.fx.close()
+
+    def open_osc(self) -> None:
+        """OSC in on cfg.osc_host:osc_port (None: no OSC); a busy port is reported, not fatal."""
         if self.cfg.osc_port is None:
             return
         try:
@@ -111,56 +131,19 @@ class SessionIO:
         except OSError as e:
             self.message(f"OSC: cannot listen on {self.cfg.osc_host}:{self.cfg.osc_port} ({e}); no OSC")
 
-    def _load_map(self, path: Path, startup: bool = False) -> None:
-        self._map_path = path
-        try:
-            self._map_mtime = path.stat().st_mtime_ns
-            cmap = load_map(path)
-        except (OSError, ControllerMapError) as e:
-            text = f"controller map {path}: {e.strerror}" if isinstance(e, OSError) else str(e)
-            if startup:
-                raise LiveError(text) from None
-            self.message(f"{text}; keeping the previous map")
-            return
-        self.mapper = MidiMapper(cmap)
-        lane = getattr(getattr(self, "engine", None), "lane", None)
-        if lane is not None:
-            lane.table = lane_table(self.mapper)   # one reference: the audio thread's next pump uses it
-        if not startup:
-            self.set_keyboard(cmap.keyboard)
-            self.message(f"controller map reloaded: {cmap.name} ({path})")
+    def close_osc(self) -> None:
+        """Stop the OSC server."""
+        if self.osc is not None:
+            self.osc.close()
 
-    def _capture(self) -> None:
-        now = time.monotonic()
-        if now - self._last_capture < 1.0:
-            return
-        self._last_capture = now
-        if self.cfg.loops_dir is None:
-            self.message("capture: no loops folder (--loops)")
-            return
-        read = self.ring.read_pos
-        n = min(int(round(self.cfg.capture_seconds * PAL_FRAME_RATE_HZ)), read, len(self.genthread.hist) - 64)
-        hist = self.genthread.hist
-        regs = hist[np.arange(read - n, read) % len(hist)]
-        try:
-            lp = capture(regs, self.cfg.loops_dir, chip=self.cfg.chip)
-        except (LoopError, OSError) as e:
-            self.message(str(e) if str(e).startswith("capture") else f"capture: {e}")
-            return
-        self.library.refresh()
-        self.message(f"captured {lp.seconds:.1f} s as loop {lp.name} ({lp.path})")
-
-    def _checks(self) -> None:
-        if self.midi is not None:
-            self.midi.check()
-        elif self.cfg.midi not in (None, "none", "virtual", "dummy"):
-            self._open_midi()
+    def check(self) -> None:
+        """The watchdog over the output and the ASID feed (the control thread, every 0.25 s)."""
         out = self.output
-        stall_s = time.perf_counter() - self.engine.last_callback_perf if self.engine.blocks else 0.0
+        stall_s = time.perf_counter() - self.audio.last_callback_perf if self.audio.blocks else 0.0
         if isinstance(out, StreamOutput):
             if not out.active or stall_s > STALL_SWITCH_S:
                 why = "stream stopped" if not out.active else f"no audio callback for {stall_s:.1f} s"
-                self._switch_to_null(f"audio output {out.name}: {why} (JACK server gone?)")
+                self.switch_to_null(f"audio output {out.name}: {why} (JACK server gone?)")
             elif stall_s > 1.0 and not self._stall_warned:
                 self._stall_warned = True
                 self.message(f"audio output {out.name}: no callback for {stall_s:.1f} s")
@@ -169,40 +152,19 @@ class SessionIO:
         elif isinstance(out, NullOutput) and out.error is not None:
             self.message(f"null output failed: {out.error}")
             out.error = None
-        if self.genthread.error is not None:
-            self.message(f"generator: {self.genthread.error}")
-            self.genthread.error = None
         if self.asid is not None and self.asid.error is not None:
             self.message(f"ASID out stopped: {self.asid.error}")
             self.asid.error = None
 
-    def _switch_to_null(self, why: str) -> None:
+    def switch_to_null(self, why: str) -> None:
+        """Abandon a dead output for the null output; a recording goes on."""
         old = self.output
         old.abandon()
         self.jack_died = self.jack_died or "jack" in old.name.lower()
         time.sleep(0.05)   # a callback already under way finishes before the null thread starts
-        self.output = NullOutput(self.engine.callback, self.cfg.rate_hz, self.cfg.block_frames).start()
+        self.output = NullOutput(self.audio.callback, self.cfg.rate_hz, self.cfg.block_frames).start()
         self.output_switches += 1
         if self.cfg.rt_priority > 0:
             set_realtime([self.output._thread.native_id], self.cfg.rt_priority)
         rec = f"; recording goes on to {self.recorder.paths['wav']}" if self.recorder is not None else ""
         self.message(f"{why}: switched to the null output{rec}")
-
-    def _reload(self, force: bool = False) -> None:
-        if self.cfg.midi not in (None, "none"):
-            path = self._map_path
-            try:
-                mtime = path.stat().st_mtime_ns
-            except OSError:
-                mtime = None
-            if force or mtime != self._map_mtime:
-                if mtime is None:
-                    self._map_mtime = None
-                    self.message(f"controller map {path}: missing; keeping the previous map")
-                else:
-                    self._load_map(path)
-        before = self.library.version
-        for err in self.library.refresh(force):
-            self.message(err)
-        if self.library.version != before:
-            self._publish([("loops_reloaded", self.library.version)])

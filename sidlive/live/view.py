@@ -98,7 +98,7 @@ def key_events(key: str, state: ControlState) -> list[ControlEvent] | str:
 
 def render_view(daemon, fps: float | None = None) -> Group:
     """The view as a rich renderable (the daemon's current state)."""
-    regs = daemon.engine.renderer.registers
+    regs = daemon.audio.renderer.registers
     state = daemon.controls.state
     voices = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("voice", "note", "waveform", "gate", ""):
@@ -117,7 +117,7 @@ def render_view(daemon, fps: float | None = None) -> Group:
     if daemon.recorder is not None:
         rec = f"  recording {daemon.recorder.paths['wav'].name} {daemon.recorder.samples_in / daemon.cfg.rate_hz:.1f} s"
     lines = [
-        Text(f"sidlive live  {daemon.model_path.name}  {getattr(daemon.output, 'name', '?')}  "
+        Text(f"sidlive live  {daemon.model_path.name}  {getattr(daemon.ports.output, 'name', '?')}  "
              f"{st['block_ms']} ms blocks{rec}", style="bold"),
         voices,
         Text("filter: " + filter_text(regs)),
@@ -137,17 +137,17 @@ def render_view(daemon, fps: float | None = None) -> Group:
 def _extras_text(daemon, state) -> str:
     """Effects, keyboard voice and ASID, where the session has them."""
     parts = []
-    if daemon.fx is not None:
-        parts.append(f"effects {daemon.fx.chain.name}: {'bypassed' if state.fx_bypass else 'on'}")
+    if daemon.ports.fx is not None:
+        parts.append(f"effects {daemon.ports.fx.chain.name}: {'bypassed' if state.fx_bypass else 'on'}")
     elif daemon.fx_chain is not None:
         parts.append(f"effects {daemon.fx_chain.name}: dry (no JACK output)")
-    kv = daemon.keyvoice
+    kv = daemon.hub.keyvoice
     if kv is not None:
         note = note_name(_freq(kv.snapshot().steady, kv.cfg.base)) if kv.gate else "-"
         parts.append(f"keyboard ch {kv.cfg.channel} -> voice {kv.cfg.voice}: "
                      f"{note if state.keyboard else 'off (the model plays it)'}")
-    if daemon.asid is not None:
-        parts.append(f"ASID {daemon.asid.out.name}: {daemon.asid.sent_frames} frames")
+    if daemon.ports.asid is not None:
+        parts.append(f"ASID {daemon.ports.asid.out.name}: {daemon.ports.asid.sent_frames} frames")
     return "  ".join(parts) or "no effects, keyboard or ASID"
 
 

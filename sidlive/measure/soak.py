@@ -153,28 +153,28 @@ def _probe_latency(daemon, kind: str, t_send: float, param: str) -> dict | None:
     (the audio callback's MIDI lane, before any state is published, or a published state);
     its `midi_to_control_ms` is when the audio callback applied it."""
     if kind == "mute":
-        out_s = daemon.engine.dac_offset_s
-        ev = next((e for e in list(daemon.renderer_events) if e[1] == 2 and e[2] == 1 and e[6] - out_s >= t_send), None)
+        out_s = daemon.audio.dac_offset_s
+        ev = next((e for e in list(daemon.hub.renderer_events) if e[1] == 2 and e[2] == 1 and e[6] - out_s >= t_send), None)
         if ev is None:
             return None
         applied = ev[6] - out_s - (ev[5] - ev[7]) / daemon.cfg.rate_hz   # the callback's block start
         return {"midi_to_control_ms": (applied - t_send) * 1e3, "control_to_sound_ms": (ev[6] - applied) * 1e3,
                 "total_ms": (ev[6] - t_send) * 1e3, "to_rendered_sample_ms": (ev[6] - out_s - t_send) * 1e3,
                 "by_lane": ev[0] < 0}
-    pub = next(((seq, t) for seq, t, names in list(daemon.publish_log) if t >= t_send and param in names), None)
+    pub = next(((seq, t) for seq, t, names in list(daemon.hub.publish_log) if t >= t_send and param in names), None)
     if pub is None:
         return None
     seq, t_pub = pub
     heard = None
     if kind == "note":
-        ev = next((e for e in list(daemon.key_events) if e[0] >= seq), None)
+        ev = next((e for e in list(daemon.hub.key_events) if e[0] >= seq), None)
         heard = ev[6] if ev else None
     else:
         rb = next(((s, cut) for s, cut, _ in list(daemon.genthread.rollback_log) if s >= seq), None)
-        heard = daemon.engine.frame_sound_time(rb[1]) if rb else None
+        heard = daemon.audio.frame_sound_time(rb[1]) if rb else None
     if heard is None:
         return None
-    out_s = daemon.engine.dac_offset_s   # the device's output buffer (JACK: periods x period size)
+    out_s = daemon.audio.dac_offset_s   # the device's output buffer (JACK: periods x period size)
     return {"midi_to_control_ms": (t_pub - t_send) * 1e3, "control_to_sound_ms": (heard - t_pub) * 1e3,
             "total_ms": (heard - t_send) * 1e3, "to_rendered_sample_ms": (heard - out_s - t_send) * 1e3}
 
@@ -225,7 +225,7 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
             lost += 1
         else:
             results[kind].append(r)
-    fig = {"probes_unmatched": lost, "device_output_latency_ms": round(daemon.engine.dac_offset_s * 1e3, 2),
+    fig = {"probes_unmatched": lost, "device_output_latency_ms": round(daemon.audio.dac_offset_s * 1e3, 2),
            "mutes_by_midi_lane": sum(1 for r in results["mute"] if r.get("by_lane"))}
     for kind, rows in results.items():
         fig[kind] = {k: _summary([r[k] for r in rows]) for k in ("total_ms", "midi_to_control_ms",
@@ -261,11 +261,11 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
                          lookahead_frames=lookahead_frames, seed=seed, fx=fx, fx_on=fx is not None)
         daemon = LiveDaemon(cfg, on_message=messages.append).start()
         deadline = time.monotonic() + 10
-        while not daemon.engine.first_frame_dac and time.monotonic() < deadline:
+        while not daemon.audio.first_frame_dac and time.monotonic() < deadline:
             time.sleep(0.01)
         log(f"soak: {seconds:g} s, {cc_rate_hz:g} MIDI messages/s over {len(cmap.knobs) + len(cmap.buttons)} "
             f"controls of {cmap.name}; model {model}")
-        e = daemon.engine
+        e = daemon.audio
         base = {"blocks": e.blocks, "au": e.audio_underruns, "ru": daemon.ring.underruns, "xr": server.xruns()}
         steal = StealMonitor().start()
         c0, t0 = time.process_time(), time.perf_counter()
@@ -275,7 +275,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         block_s = cfg.block_frames / cfg.rate_hz
         under_t = [t0 + (int(b) - base["blocks"]) * block_s for b in e.underrun_blocks
                    if b >= base["blocks"]]       # the engine logs the first 64: vm_steal's `events`
-        fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.fx.chain.name if daemon.fx else None,
+        fig = {"model": str(model), "seconds": round(wall, 1), "fx": daemon.ports.fx.chain.name if daemon.ports.fx else None,
                "controller": cmap.name, "cc_rate_hz": cc_rate_hz,
                "midi_sent": sent, "realtime_jack": realtime, "block_frames": cfg.block_frames,
                "half_block_ms": round(cfg.block_frames / cfg.rate_hz * 500, 3),
@@ -284,7 +284,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
                "underrun_blocks": [int(b) - base["blocks"] for b in e.underrun_blocks if b >= 0][:16],
                "jack_xruns_by_client": _since(server.xruns(), base["xr"]),
                "vm_steal": steal.summary(under_t),
-               "controls_published": len(daemon.publish_log), "rollbacks": daemon.ring.rollbacks}
+               "controls_published": len(daemon.hub.publish_log), "rollbacks": daemon.ring.rollbacks}
         fig["latency"] = measure_latency(daemon, out, cmap, probes, rng, log) if probes else None
     finally:
         stats = daemon.stop() if daemon is not None else None

@@ -14,7 +14,7 @@ So the audio callback calls `MidiLane.pump(engine)` first thing:
   controller map, controls, recording and every other parameter work as before;
 - a message that the controller map binds to mute_1..3 or solo_1..3 is also acted on at
   once: the lane keeps the six flags, derives which voices sound exactly as
-  `ControlState.voice_on` does, and mutes the renderer (`AudioEngine.lane_voices`).
+  `ControlState.voice_on` does, and mutes the renderer (`AudioCallback.lane_voices`).
 
 The lookup table is built off the audio thread from the same `MidiMapper` the control
 thread uses (`lane_table`), and swapped in by one reference (`MidiLane.table`) when the

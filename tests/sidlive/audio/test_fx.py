@@ -87,7 +87,7 @@ def test_live_chain_in_the_callback_is_the_offline_chain(model_path, tmp_path, w
     rec = Recorder(tmp_path / "take", rate_hz=48_000, block_frames=256, meta={"extra": {"subframes": 4}}).start()
     rig = Rig(model_path, recorder=rec)
     fx = FxHost(chain, 48_000, 256, bypass=False)
-    rig.engine.fx = fx
+    rig.audio.fx = fx
     wet = []
     try:
         for _ in range(400):                                          # 2.1 s
@@ -146,13 +146,13 @@ def test_live_chain_on_jack_runs_in_our_callback_and_follows_controls(jack, mode
     d, msgs = _daemon(model_path, tmp_path, audio="jack", fx="dub")
     d.start()
     try:
-        assert d.fx is not None and d.engine.fx is d.fx, msgs
-        assert d.fx.graph.wet_amount.value == 0.0                     # bypassed by default
+        assert d.ports.fx is not None and d.audio.fx is d.ports.fx, msgs
+        assert d.ports.fx.graph.wet_amount.value == 0.0                     # bypassed by default
         d.post(ControlEvent("fx_bypass", False))
         d.post(ControlEvent("fx_delay_time_ms", 500.0))
-        assert wait(lambda: d.fx.graph.wet_amount.value == 1.0)
-        assert wait(lambda: abs(d.fx.graph.sigs["fx_delay_time_ms"][0].value - 0.5) < 1e-9)
-        assert wait(lambda: d.engine.frames_played > 100, timeout_s=15)
+        assert wait(lambda: d.ports.fx.graph.wet_amount.value == 1.0)
+        assert wait(lambda: abs(d.ports.fx.graph.sigs["fx_delay_time_ms"][0].value - 0.5) < 1e-9)
+        assert wait(lambda: d.audio.frames_played > 100, timeout_s=15)
         clients = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5).stdout
     finally:
         st = d.stop()
@@ -161,7 +161,7 @@ def test_live_chain_on_jack_runs_in_our_callback_and_follows_controls(jack, mode
     assert st["fx"]["blocks"] > 100 and st["fx"]["dry_blocks"] == 0
     opened = "effects 'Dub' in the audio callback (filter > delay > reverb): bypassed"
     assert any(m.startswith(opened) for m in msgs), msgs
-    d.fx.close()                                                      # twice is safe
+    d.ports.fx.close()                                                      # twice is safe
 
 
 def test_live_chain_on_the_null_output_and_a_bad_preset(model_path, tmp_path, wait):
@@ -169,8 +169,8 @@ def test_live_chain_on_the_null_output_and_a_bad_preset(model_path, tmp_path, wa
     d, msgs = _daemon(model_path, tmp_path, audio="null", fx="room", fx_on=True, record=tmp_path / "s.wav")
     d.start()
     try:
-        assert d.fx is not None and d.engine.fx is d.fx
-        assert wait(lambda: d.fx.blocks > 50, timeout_s=15)
+        assert d.ports.fx is not None and d.audio.fx is d.ports.fx
+        assert wait(lambda: d.ports.fx.blocks > 50, timeout_s=15)
     finally:
         st = d.stop()
     assert st["fx"]["dry_blocks"] == 0 and st["fx"]["bypass"] is False

@@ -71,17 +71,17 @@ def test_osc_controls_a_headless_session(model_path, wait):
     d = live.LiveDaemon(live.LiveConfig(model=model_path, audio="null", midi="none", osc_port=0, rt_priority=0),
                         on_message=lambda m: None).start()
     try:
-        c = SimpleUDPClient("127.0.0.1", d.osc.port)
-        assert wait(lambda: d.engine.frames_played > 5)
+        c = SimpleUDPClient("127.0.0.1", d.ports.osc.port)
+        assert wait(lambda: d.audio.frames_played > 5)
         c.send_message("/sidlive/temperature", 0.5)
         c.send_message("/sidlive/mute", [2, 1])
         c.send_message("/sidlive/reseed", [])
         assert wait(lambda: d.controls.state.temperature == 0.5 and d.controls.state.reseed == 1)
-        assert wait(lambda: d.engine.renderer.muted_voices == {2})
+        assert wait(lambda: d.audio.renderer.muted_voices == {2})
         assert wait(lambda: d.genthread.rollback_log and d.genthread.gen.settings["temperature"] == 0.5)
-        assert wait(lambda: d.engine.frame_sound_time(d.genthread.rollback_log[-1][1]) is not None)
+        assert wait(lambda: d.audio.frame_sound_time(d.genthread.rollback_log[-1][1]) is not None)
         c.send_message("/sidlive/temperature", 9.0)   # out of range: dropped, counted
-        assert wait(lambda: d.osc.dropped == 1)
+        assert wait(lambda: d.ports.osc.dropped == 1)
     finally:
         st = d.stop()
     assert st["osc"]["accepted"] == 3 and st["latency"]["generator_changes"] >= 1

@@ -129,19 +129,19 @@ def test_live_keyboard_voice_is_played_forced_and_recorded(model_path, tmp_path,
     d, msgs = _daemon(model_path, tmp_path, controller=cmap, midi="dummy", record=tmp_path / "set.wav")
     d.start()
     try:
-        assert wait(lambda: d.engine.frames_played > 20, timeout_s=15)
-        d.midi.feed([0x91, 45, 100])                 # channel 2: the keyboard
-        assert wait(lambda: d.key_events, timeout_s=5)
-        n0 = d.engine.frames_played
-        assert wait(lambda: d.engine.frames_played > n0 + 30, timeout_s=15)
-        d.midi.feed([0x91, 48, 120])                 # retrigger
-        assert wait(lambda: len(d.key_events) >= 2, timeout_s=5)
-        n0 = d.engine.frames_played
-        assert wait(lambda: d.engine.frames_played > n0 + 20, timeout_s=15)
-        d.midi.feed([0x81, 48, 0])                   # legato back to 45
-        d.midi.feed([0x81, 45, 0])                   # release
-        assert wait(lambda: len(d.key_events) >= 3, timeout_s=5)
-        assert wait(lambda: d.engine.frames_played > 150, timeout_s=20)
+        assert wait(lambda: d.audio.frames_played > 20, timeout_s=15)
+        d.hub.midi.feed([0x91, 45, 100])                 # channel 2: the keyboard
+        assert wait(lambda: d.hub.key_events, timeout_s=5)
+        n0 = d.audio.frames_played
+        assert wait(lambda: d.audio.frames_played > n0 + 30, timeout_s=15)
+        d.hub.midi.feed([0x91, 48, 120])                 # retrigger
+        assert wait(lambda: len(d.hub.key_events) >= 2, timeout_s=5)
+        n0 = d.audio.frames_played
+        assert wait(lambda: d.audio.frames_played > n0 + 20, timeout_s=15)
+        d.hub.midi.feed([0x81, 48, 0])                   # legato back to 45
+        d.hub.midi.feed([0x81, 45, 0])                   # release
+        assert wait(lambda: len(d.hub.key_events) >= 3, timeout_s=5)
+        assert wait(lambda: d.audio.frames_played > 150, timeout_s=20)
         forced = d.genthread.gen.settings
     finally:
         st = d.stop()
@@ -151,7 +151,7 @@ def test_live_keyboard_voice_is_played_forced_and_recorded(model_path, tmp_path,
     regs = load_regs(tmp_path / "set.regs").regs
     freq = regs[:, 7].astype(int) | regs[:, 8].astype(int) << 8
     ctrl = regs[:, 11]
-    heard = [ev[5] for ev in d.key_events]           # sample where each snapshot's first frame starts
+    heard = [ev[5] for ev in d.hub.key_events]           # sample where each snapshot's first frame starts
     from sidlive.audio.renderer import frame_sample_boundary
     f_of = [next(k for k in range(len(regs) + 1) if frame_sample_boundary(k, 48_000, 19_656, 985_248) >= h)
             for h in heard]
@@ -189,18 +189,18 @@ def test_keyboard_off_hands_the_voice_back_and_panic_releases(model_path, tmp_pa
     d, msgs = _daemon(model_path, tmp_path, controller=cmap, midi="dummy")
     d.start()
     try:
-        assert d.engine.keys is None and d.genthread.forced is None     # free until the first note
+        assert d.audio.keys is None and d.genthread.forced is None     # free until the first note
         d.post(NoteEvent(60, 100, "osc"))
-        assert wait(lambda: d.engine.keys is not None and d.engine.keys.note == 60)
-        assert wait(lambda: d.genthread._forced_applied is d.engine.keys)
+        assert wait(lambda: d.audio.keys is not None and d.audio.keys.note == 60)
+        assert wait(lambda: d.genthread._forced_applied is d.audio.keys)
         d.post(ControlEvent("panic", op="trigger"))
-        assert wait(lambda: d.engine.keys is not None and d.engine.keys.note is None)
+        assert wait(lambda: d.audio.keys is not None and d.audio.keys.note is None)
         d.post(ControlEvent("keyboard", False))
-        assert wait(lambda: d.engine.keys is None and d.genthread.forced is None)
+        assert wait(lambda: d.audio.keys is None and d.genthread.forced is None)
         d.post(NoteEvent(62, 100, "osc"))
-        assert wait(lambda: d.notes_dropped == 1)
+        assert wait(lambda: d.hub.notes_dropped == 1)
         d.post(ControlEvent("keyboard", True))
-        assert wait(lambda: d.engine.keys is not None and d.engine.keys.note is None)
+        assert wait(lambda: d.audio.keys is not None and d.audio.keys.note is None)
     finally:
         st = d.stop()
     assert st["keyboard"]["notes"] == 1 and st["keyboard"]["dropped"] == 1

@@ -30,7 +30,7 @@ class Collector:
 
 
 class PlayedLog:
-    """The AudioEngine's played-frame log, written as the audio callback writes it."""
+    """The AudioCallback's played-frame log, written as the audio callback writes it."""
 
     def __init__(self):
         self.played = np.zeros((N_PLAYED, NUM_REGS), np.uint8)
@@ -102,7 +102,7 @@ def test_live_session_streams_what_it_plays_as_asid(jack, model_path, tmp_path, 
     try:
         rx = jack_receiver("asid-live-rx", got, source="sidlive:asid")
         assert wait(lambda: got, timeout_s=5), "no ASID message crossed the JACK connection"
-        assert wait(lambda: d.engine.frames_played > 150, timeout_s=20)
+        assert wait(lambda: d.audio.frames_played > 150, timeout_s=20)
     finally:
         st = d.stop()
         assert rx is not None and wait(lambda: got and got[-1] == STOP_MESSAGE, timeout_s=3), "stop never arrived"

@@ -20,7 +20,7 @@ from sidlive.audio.ring import FrameRing
 from sidlive.audio.wav import read_wav
 from sidlive.control.params import ControlState
 from sidlive.frames import CANON_MASK, CONTROL_REGS, load_regs
-from sidlive.live.callback import EV_MUTE, EV_PANIC, AudioEngine
+from sidlive.live.callback import EV_MUTE, EV_PANIC, AudioCallback
 from sidlive.live.genthread import GeneratorThread, GenRequest
 from sidlive.live.loops import Arrangement
 from sidlive.measure.soak import compare_take, replay_take
@@ -48,9 +48,9 @@ class Rig:
         from engine.generator import Generator
         self.gen = Generator(model_path, max_rollback_frames=64, seed=seed, temperature=1.0, log=None)
         self.ring = FrameRing(32)
-        self.engine = AudioEngine(self.ring, recorder=recorder, state=ControlState())
+        self.audio = AudioCallback(self.ring, recorder=recorder, state=ControlState())
         self.arr = Arrangement()
-        self.gt = GeneratorThread(self.gen, self.ring, self.engine, self.arr)
+        self.gt = GeneratorThread(self.gen, self.ring, self.audio, self.arr)
         self.gt.set_context(None)
         self.gt.prefill(req(1, seed=seed))
         self.gt.start()
@@ -67,11 +67,11 @@ class Rig:
     def blocks(self, n, wait):
         for _ in range(n):
             assert wait(self._ready)
-            self.engine.callback(self.out, 256, _TI, _St)
+            self.audio.callback(self.out, 256, _TI, _St)
             self.gt.wake.set()
 
     def publish(self, state, seq):
-        self.engine.published = (seq, state, time.perf_counter(), 0)
+        self.audio.published = (seq, state, time.perf_counter(), 0)
 
     def close(self):
         self.gt.stop()
@@ -115,19 +115,19 @@ def test_mute_and_panic_act_within_a_block_and_the_take_replays(model_path, tmp_
         state = ControlState().replace(mute_2=True)
         rig.publish(state, 2)
         rig.blocks(1, wait)
-        assert rig.engine.renderer.muted_voices == {2}        # in the first block after the swap
+        assert rig.audio.renderer.muted_voices == {2}        # in the first block after the swap
         rig.blocks(40, wait)
         state = state.replace(panic=1, solo_3=True)
         rig.publish(state, 3)
         rig.gt.request = req(3, panic=1)
         rig.blocks(1, wait)
-        regs = rig.engine.renderer.registers
+        regs = rig.audio.renderer.registers
         assert all(regs[c] & 1 == 0 for c in CONTROL_REGS)     # every gate off at once
-        assert rig.engine.renderer.muted_voices == {1, 2}      # solo 3 (mute 2 kept)
+        assert rig.audio.renderer.muted_voices == {1, 2}      # solo 3 (mute 2 kept)
         rig.blocks(80, wait)
     finally:
         rig.close()
-        events, _, lost = rig.engine.read_events(0)
+        events, _, lost = rig.audio.read_events(0)
         for seq, kind, a, b, sample, heard, _, _ in events:
             if kind == EV_MUTE:
                 rec.log_control("renderer.mute", {"voice": a, "muted": bool(b), "sample": sample})
@@ -141,7 +141,7 @@ def test_mute_and_panic_act_within_a_block_and_the_take_replays(model_path, tmp_
     assert all(s <= h < s + 256 * 2 for s, h in mutes)                # heard from the next step (< 5.2 ms)
     seq, cut, _ = rig.gt.rollback_log[-1]
     frames = load_regs(session_paths(tmp_path / "take")["regs"]).regs
-    assert len(frames) == rig.engine.renderer.frames_rendered
+    assert len(frames) == rig.audio.renderer.frames_rendered
     start = rig.ring.read_pos - len(frames)    # no underruns: row k is position k
     assert start == 0 and rig.ring.underruns == 0
     after_panic = frames[cut - 1:cut + 1]       # the last frame before the cut was masked, the cut is gate-off
@@ -208,15 +208,15 @@ def test_prime_mode_swaps_in_a_primed_context(model_path, wait):
 def sync(out, d, timeout_s=5.0):
     """Wait until the JACK MIDI connection out -> the daemon carries messages (the daemon's
     control thread drains its port, so watch its count): an unmapped note-off every 10 ms."""
-    before = d.midi.received
+    before = d.hub.midi.received
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         out.send_message([0x8F, 0, 0])
         time.sleep(0.01)
-        if d.midi.received > before:
+        if d.hub.midi.received > before:
             time.sleep(0.03)
             return
-    raise AssertionError(f"no message reached {d.midi.name} within {timeout_s} s")
+    raise AssertionError(f"no message reached {d.hub.midi.name} within {timeout_s} s")
 
 
 def _daemon(model_path, tmp_path, **kw):
@@ -239,20 +239,20 @@ def test_session_on_jack_with_midi_records_what_it_played(jack, jack_midi_out, m
     try:
         out = jack_midi_out("sidlive:midi_in")
         sync(out, d)
-        assert wait(lambda: d.engine.frames_played > 120, timeout_s=15)   # > 2 s: enough to capture
+        assert wait(lambda: d.audio.frames_played > 120, timeout_s=15)   # > 2 s: enough to capture
         out.send_message([0xB0, 16, 20])     # temperature knob
         out.send_message([0xB0, 48, 127])    # M1: mute voice 1
         out.send_message([0xB0, 60, 127])    # MARKER SET: reseed
         assert wait(lambda: d.controls.state.mute_1 and d.controls.state.reseed == 1)
-        assert wait(lambda: 1 in d.engine.renderer.muted_voices)
+        assert wait(lambda: 1 in d.audio.renderer.muted_voices)
         assert wait(lambda: len(d.genthread.rollback_log) >= 1)
         out.send_message([0xC0, 2])          # program change: loop 2
         out.send_message([0xB0, 45, 127])    # REC: capture a loop
         out.send_message([0xB0, 123, 0])     # all notes off: panic
         assert wait(lambda: d.controls.state.loop == 2 and d.genthread.primes >= 1, timeout_s=10)
-        assert wait(lambda: d.controls.state.panic == 1 and d.engine.panic_cut[0] == 1)
+        assert wait(lambda: d.controls.state.panic == 1 and d.audio.panic_cut[0] == 1)
         assert wait(lambda: any("captured" in m for m in msgs))
-        assert wait(lambda: d.engine.frames_played > 200, timeout_s=15)
+        assert wait(lambda: d.audio.frames_played > 200, timeout_s=15)
     finally:
         st = d.stop()
     assert st["output"].startswith("jack:") and st["output_switches"] == 0, msgs
@@ -260,8 +260,8 @@ def test_session_on_jack_with_midi_records_what_it_played(jack, jack_midi_out, m
     assert any(p.name.startswith("capture-") for p in (tmp_path / "loops").iterdir())
     rec = st["recording"]
     samples, rate = read_wav(tmp_path / "set.wav")
-    assert rate == 48_000 and len(samples) == rec["samples_written"] == rec["samples_in"] == d.engine.samples
-    assert rec["frames_written"] == len(load_regs(tmp_path / "set.regs")) == d.engine.renderer.frames_rendered
+    assert rate == 48_000 and len(samples) == rec["samples_written"] == rec["samples_in"] == d.audio.samples
+    assert rec["frames_written"] == len(load_regs(tmp_path / "set.regs")) == d.audio.renderer.frames_rendered
     log = [json.loads(line) for line in (tmp_path / "set.controls.jsonl").read_text().splitlines()]
     names = {r["control"] for r in log}
     assert {"temperature", "mute_1", "reseed", "seed", "loop", "panic", "renderer.mute", "renderer.panic"} <= names
@@ -275,15 +275,15 @@ def test_bad_map_and_loop_on_hot_reload_keep_the_previous_ones(model_path, tmp_p
     d, msgs = _daemon(model_path, tmp_path, controller=cmap, midi="dummy")
     d.start()
     try:
-        old_mapper = d.mapper
+        old_mapper = d.hub.mapper
         text = cmap.read_text().replace("cc = 17", "cc = 300", 1)
         cmap.write_text(text)
         line = text.splitlines().index("cc = 300") + 1
         assert wait(lambda: any("map.toml" in m and "keeping the previous map" in m for m in msgs), timeout_s=5)
         err = next(m for m in msgs if "map.toml" in m)
         assert f"line {line}" in err and "knob[1].cc" in err and "0..119" in err
-        assert d.mapper is old_mapper
-        d.midi.feed([0xB0, 48, 127])      # the previous map still works
+        assert d.hub.mapper is old_mapper
+        d.hub.midi.feed([0xB0, 48, 127])      # the previous map still works
         assert wait(lambda: d.controls.state.mute_1)
         bad = tmp_path / "loops" / "zz-bad.regs"
         bad.write_bytes(b"SLRG" + bytes(10))
@@ -292,7 +292,7 @@ def test_bad_map_and_loop_on_hot_reload_keep_the_previous_ones(model_path, tmp_p
         assert wait(lambda: any("missing; keeping the previous map" in m for m in msgs), timeout_s=5)
         shutil.copy(NANO, cmap)
         assert wait(lambda: any("controller map reloaded" in m for m in msgs), timeout_s=5)
-        assert d.mapper is not old_mapper
+        assert d.hub.mapper is not old_mapper
     finally:
         d.stop()
 
@@ -302,13 +302,13 @@ def test_unplugged_midi_port_is_reopened_and_the_music_goes_on(jack, jack_midi_o
     d, msgs = _daemon(model_path, tmp_path, midi="knobs:out")
     d.start()
     try:
-        assert d.midi is not None and d.midi.connected
+        assert d.hub.midi is not None and d.hub.midi.connected
         jack_midi_out.unplug(ctl)
-        assert wait(lambda: d.midi.disconnects == 1, timeout_s=5)
-        blocks = d.engine.blocks
-        assert wait(lambda: d.engine.blocks > blocks + 50)        # still playing
+        assert wait(lambda: d.hub.midi.disconnects == 1, timeout_s=5)
+        blocks = d.audio.blocks
+        assert wait(lambda: d.audio.blocks > blocks + 50)        # still playing
         ctl = jack_midi_out(None, client="knobs")
-        assert wait(lambda: d.midi.reconnects == 1, timeout_s=5)
+        assert wait(lambda: d.hub.midi.reconnects == 1, timeout_s=5)
         sync(ctl, d)
         ctl.send_message([0xB0, 49, 127])                          # M2 after the replug
         assert wait(lambda: d.controls.state.mute_2)

@@ -128,22 +128,22 @@ def test_mute_acts_in_the_audio_callback_and_the_state_follows(model_path, tmp_p
     d = _daemon(model_path, tmp_path)
     d.start()
     try:
-        assert wait(lambda: d.engine.frames_played > 20, timeout_s=10)
-        d.midi.feed([0xB0, 30, 127])                       # toggle: mute voice 1
-        assert wait(lambda: 1 in d.engine.renderer.muted_voices)
+        assert wait(lambda: d.audio.frames_played > 20, timeout_s=10)
+        d.hub.midi.feed([0xB0, 30, 127])                       # toggle: mute voice 1
+        assert wait(lambda: 1 in d.audio.renderer.muted_voices)
         assert wait(lambda: d.controls.state.mute_1)
-        assert wait(lambda: any(e[1] == 2 and e[2] == 1 for e in d.renderer_events))
-        first = next(e for e in d.renderer_events if e[1] == 2 and e[2] == 1)
+        assert wait(lambda: any(e[1] == 2 and e[2] == 1 for e in d.hub.renderer_events))
+        first = next(e for e in d.hub.renderer_events if e[1] == 2 and e[2] == 1)
         assert first[0] == LANE_SEQ and first[3] == 1
-        d.midi.feed([0xB0, 30, 0])                         # release of a toggle: nothing
-        d.midi.feed([0x90, 40, 100])                       # solo voice 1 (muted): only... none sounds
+        d.hub.midi.feed([0xB0, 30, 0])                         # release of a toggle: nothing
+        d.hub.midi.feed([0x90, 40, 100])                       # solo voice 1 (muted): only... none sounds
         assert wait(lambda: d.controls.state.solo_1)
-        assert wait(lambda: d.engine.renderer.muted_voices == {1, 2, 3})
+        assert wait(lambda: d.audio.renderer.muted_voices == {1, 2, 3})
         d.post(ControlEvent("mute_1", False, source="test"))   # not MIDI: through the state
-        assert wait(lambda: d.engine.renderer.muted_voices == {2, 3})
-        assert wait(lambda: d.engine.lane.flags == [False, False, False, True, False, False])
-        d.midi.feed([0x90, 40, 100])                       # solo off again: all sound
-        assert wait(lambda: d.engine.renderer.muted_voices == set())
+        assert wait(lambda: d.audio.renderer.muted_voices == {2, 3})
+        assert wait(lambda: d.audio.lane.flags == [False, False, False, True, False, False])
+        d.hub.midi.feed([0x90, 40, 100])                       # solo off again: all sound
+        assert wait(lambda: d.audio.renderer.muted_voices == set())
         time.sleep(0.2)
         assert d.controls.state.voice_on == (True, True, True)
     finally:
