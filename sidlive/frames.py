@@ -65,6 +65,16 @@ CLOCKS = ("PAL", "NTSC")
 CHIPS = ("6581", "8580")
 
 
+def check_regs(regs, what: str = "frames") -> np.ndarray:
+    """`regs` as a C-contiguous (N, 25) uint8 array; ValueError naming `what` otherwise."""
+    regs = np.asarray(regs)
+    if regs.ndim != 2 or regs.shape[1] != NUM_REGS:
+        raise ValueError(f"{what}: expected shape (N, {NUM_REGS}) register frames, got {regs.shape}")
+    if regs.dtype != np.uint8:
+        raise ValueError(f"{what}: expected dtype uint8 register frames, got {regs.dtype}")
+    return np.ascontiguousarray(regs)
+
+
 class FramesFormatError(ValueError):
     """A frames file is malformed; the message names the file, where, and what was expected."""
 

@@ -60,17 +60,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 from sidlive.c64.dump import dump_tune
-from sidlive.frames import NUM_REGS, PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ, load
+from sidlive.frames import PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ, load
+from sidlive.frames import check_regs
+from training.census_kernels import RATE_PERIOD_CYCLES, arpeggio_mask, drum_hits, envelope_peak, sweep_mask
+from training.repetition import loop_collapse
 
 CENSUS_KEYS = ("silent_share", "onsets_per_s", "arpeggio_share", "pwm_sweep_share",
                "drums_per_s", "filter_sweep_share")
 TECHNIQUE_KEYS = CENSUS_KEYS[1:]  # the ones compared against real music (silence has its own target)
 UNITS = {"silent_share": "share", "onsets_per_s": "/s/voice", "arpeggio_share": "share/voice",
          "pwm_sweep_share": "share/voice", "drums_per_s": "/s/voice", "filter_sweep_share": "share"}
-
 AUDIBLE_LEVEL = 8  # envelope level (of 255) from which a voice counts as audible
 SWEEP_MIN_FRAMES = 10
 SWEEP_MAX_HOLD_STEPS = 2
@@ -78,174 +79,9 @@ ARP_PERIODS = (2, 3, 4, 5, 6, 7, 8)
 DRUM_BURST_MAX_FRAMES = 6
 DRUM_SWEEP_MIN_SEMITONES = 7.0
 SEMITONE = 2.0 ** (1.0 / 12.0)
-MODULATOR_REGS = (0x02, 0x03, 0x09, 0x0A, 0x10, 0x11, 0x15, 0x16)
-LOOP_REGS = tuple(r for r in range(NUM_REGS) if r not in MODULATOR_REGS)
-
-# ADSR rate periods in cycles per envelope step, index = the 4-bit rate (SID datasheet
-# times: attack 2 ms ... 8 s over 255 steps at 1 MHz; decay/release use the same periods).
-_RATE_PERIOD_CYCLES = np.array([9, 32, 63, 95, 149, 220, 267, 313, 392, 977, 1954, 3126,
-                                3907, 11720, 19532, 31251], dtype=np.int64)
-
-
-# ---------------------------------------------------------------------------- kernels
-
-@njit(cache=True, nogil=True)
-def _exp_divider(level):
-    """The envelope's exponential divider: decay/release slow down at low levels."""
-    return 1 if level > 93 else 2 if level > 54 else 4 if level > 26 else 8 if level > 14 else 16 if level > 6 else 30
-
-
-@njit(cache=True, nogil=True)
-def _envelope_peak(ctrl, ad, sr, rate_cycles, frame_cycles):
-    """Estimated peak envelope level (0-255) of one voice in each frame. (N,) uint8 x3 -> (N,) int32"""
-    n = ctrl.shape[0]
-    peak = np.zeros(n, np.int32)
-    level = 0
-    state = 2  # 0 attack, 1 decay/sustain, 2 release
-    prev_gate = False
-    carry = 0
-    for t in range(n):
-        gate = (ctrl[t] & 1) != 0
-        if gate and not prev_gate:
-            state = 0
-        elif prev_gate and not gate:
-            state = 2
-        prev_gate = gate
-        start = level
-        budget = carry + frame_cycles
-        while True:
-            if state == 0:
-                period = rate_cycles[ad[t] >> 4]
-                steps = budget // period
-                if steps >= 255 - level:
-                    budget -= (255 - level) * period
-                    level = 255
-                    state = 1
-                    continue
-                level += steps
-                budget -= steps * period
-                break
-            # decay stops only where the level EQUALS sustain * 17: a sustain raised above
-            # the level lets it fall to 0, as on the chip; release falls to 0
-            target = (sr[t] >> 4) * 17 if state == 1 else 0
-            period = rate_cycles[(ad[t] & 15) if state == 1 else (sr[t] & 15)]
-            cost = period * _exp_divider(level)
-            while level != target and level > 0 and budget >= cost:
-                budget -= cost
-                level -= 1
-                cost = period * _exp_divider(level)
-            if level == target or level == 0:
-                budget = 0
-            break
-        carry = budget
-        peak[t] = max(start, level)
-    return peak
-
-
-@njit(cache=True, nogil=True)
-def _arp_window(freq, sounding, t, p, min_ratio):
-    """Whether the 2p frames ending at t are one arpeggio (see the module docstring)."""
-    w0 = t - 2 * p + 1
-    if w0 < 0:
-        return False
-    for s in range(w0, t + 1):
-        if not sounding[s] or (s >= w0 + p and freq[s] != freq[s - p]):
-            return False
-        if s >= w0 + 2 and freq[s] == freq[s - 1] and freq[s - 1] == freq[s - 2]:
-            return False
-    distinct, lo, hi = 0, freq[t], freq[t]
-    for i in range(p):
-        v = freq[t - i]
-        distinct += 1
-        for j in range(i):
-            if freq[t - j] == v:
-                distinct -= 1
-                break
-        lo, hi = min(lo, v), max(hi, v)
-    return 2 <= distinct <= 4 and lo > 0 and hi >= lo * min_ratio
-
-
-@njit(cache=True, nogil=True)
-def _arpeggio_mask(freq, sounding, periods, min_ratio):
-    """Frames of one voice inside an arpeggio. (N,) -> (N,) bool"""
-    mask = np.zeros(freq.shape[0], np.bool_)
-    for t in range(freq.shape[0]):
-        for p in periods:
-            if _arp_window(freq, sounding, t, p, min_ratio):
-                mask[t - 2 * p + 1:t + 1] = True
-                break
-    return mask
-
-
-@njit(cache=True, nogil=True)
-def _sweep_mask(value, cond, min_frames, max_hold):
-    """Frames inside one-way sweeps of `value` while `cond` holds. (N,) -> ((N,) bool, n_sweeps)"""
-    n = value.shape[0]
-    mask = np.zeros(n, np.bool_)
-    count = 0
-    start = -1
-    direction = 0
-    last_move = -1
-    for t in range(1, n + 1):
-        step = 0
-        broken = t == n or not (cond[t] and cond[t - 1])
-        if not broken:
-            d = int(value[t]) - int(value[t - 1])
-            step = 1 if d > 0 else (-1 if d < 0 else 0)
-            if start >= 0 and step == 0 and t - last_move > max_hold:
-                broken = True
-            if start >= 0 and step != 0 and step != direction:
-                broken = True
-        if broken or (start < 0 and step != 0):
-            if start >= 0 and last_move - start + 1 >= min_frames:
-                count += 1
-                for s in range(start, last_move + 1):
-                    mask[s] = True
-            start = -1
-            if t < n and step != 0 and cond[t] and cond[t - 1]:
-                start = t - 1
-                direction = step
-                last_move = t
-        elif step != 0:
-            last_move = t
-    return mask, count
-
-
-@njit(cache=True, nogil=True)
-def _drum_hits(freq, ctrl, burst_max, sweep_min_ratio):
-    """Drum hits of one voice (see module table). (N,) -> int"""
-    n = freq.shape[0]
-    hits = 0
-    for t in range(1, n):
-        now = (ctrl[t] & 0x81) == 0x81
-        before = (ctrl[t - 1] & 0x81) == 0x81
-        if not now or before:
-            continue
-        run = 0
-        while t + run < n and (ctrl[t + run] & 0x81) == 0x81:
-            run += 1
-        if run <= burst_max:
-            hits += 1
-            continue
-        s = t - 1  # walk back over a falling, gated, non-noise tone
-        while (s - 1 >= 0 and (ctrl[s - 1] & 0x81) == 0x01 and (ctrl[s - 1] & 0x70) != 0
-               and (ctrl[s] & 0x81) == 0x01 and (ctrl[s] & 0x70) != 0 and freq[s] < freq[s - 1]):
-            s -= 1
-        if t - s >= 3 and freq[t - 1] > 0 and freq[s] >= freq[t - 1] * sweep_min_ratio:
-            hits += 1
-    return hits
 
 
 # ---------------------------------------------------------------------------- census
-
-def _check_regs(regs, what="frames") -> np.ndarray:
-    regs = np.asarray(regs)
-    if regs.ndim != 2 or regs.shape[1] != NUM_REGS:
-        raise ValueError(f"{what}: expected shape (N, {NUM_REGS}) register frames, got {regs.shape}")
-    if regs.dtype != np.uint8:
-        raise ValueError(f"{what}: expected dtype uint8 register frames, got {regs.dtype}")
-    return np.ascontiguousarray(regs)
-
 
 def voice_fields(regs: np.ndarray, v: int) -> tuple[np.ndarray, ...]:
     """(freq int32, pw int32, ctrl, ad, sr) of voice v (0-2), each (N,)."""
@@ -257,12 +93,12 @@ def voice_fields(regs: np.ndarray, v: int) -> tuple[np.ndarray, ...]:
 
 def silent_frames(regs: np.ndarray) -> np.ndarray:
     """(N,) bool: the frames that are silent by the module table's definition."""
-    regs = _check_regs(regs)
+    regs = check_regs(regs)
     mode_vol, res_filt = regs[:, 0x18], regs[:, 0x17]
     audible = np.zeros(len(regs), dtype=bool)
     for v in range(3):
         freq, _pw, ctrl, ad, sr = voice_fields(regs, v)
-        peak = _envelope_peak(ctrl, ad, sr, _RATE_PERIOD_CYCLES, PAL_FRAME_CYCLES)
+        peak = envelope_peak(ctrl, ad, sr, RATE_PERIOD_CYCLES, PAL_FRAME_CYCLES)
         on = (peak >= AUDIBLE_LEVEL) & ((ctrl & 0xF0) != 0) & ((ctrl & 0x08) == 0) & (freq > 0)
         routed = ((res_filt >> v) & 1) != 0
         muted = routed & ((mode_vol & 0x70) == 0)
@@ -274,7 +110,7 @@ def silent_frames(regs: np.ndarray) -> np.ndarray:
 
 def census_counts(regs: np.ndarray) -> dict:
     """Raw counts for one sequence; `census` pools them and turns them into rates."""
-    regs = _check_regs(regs)
+    regs = check_regs(regs)
     n = len(regs)
     c = {"frames": n, "silent_frames": int(silent_frames(regs).sum()),
          "onsets": [0, 0, 0], "arpeggio_frames": [0, 0, 0], "pwm_sweep_frames": [0, 0, 0],
@@ -284,16 +120,16 @@ def census_counts(regs: np.ndarray) -> dict:
         gate = (ctrl & 1) != 0
         c["onsets"][v] = int((gate[1:] & ~gate[:-1]).sum())
         sounding = gate & ((ctrl & 0xF0) != 0)
-        arp = _arpeggio_mask(freq, sounding, np.array(ARP_PERIODS, np.int64), SEMITONE * (1 - 1e-9))
+        arp = arpeggio_mask(freq, sounding, np.array(ARP_PERIODS, np.int64), SEMITONE * (1 - 1e-9))
         c["arpeggio_frames"][v] = int(arp.sum())
-        pwm, n_pwm = _sweep_mask(pw, (ctrl & 0x40) != 0, SWEEP_MIN_FRAMES, SWEEP_MAX_HOLD_STEPS)
+        pwm, n_pwm = sweep_mask(pw, (ctrl & 0x40) != 0, SWEEP_MIN_FRAMES, SWEEP_MAX_HOLD_STEPS)
         c["pwm_sweep_frames"][v] = int(pwm.sum())
         c["pwm_sweeps"][v] = int(n_pwm)
-        c["drums"][v] = int(_drum_hits(freq, ctrl, DRUM_BURST_MAX_FRAMES,
+        c["drums"][v] = int(drum_hits(freq, ctrl, DRUM_BURST_MAX_FRAMES,
                                        SEMITONE ** DRUM_SWEEP_MIN_SEMITONES))
     cutoff = (regs[:, 0x15].astype(np.int32) & 7) | (regs[:, 0x16].astype(np.int32) << 3)
     fcond = ((regs[:, 0x17] & 7) != 0) & ((regs[:, 0x18] & 0x70) != 0)
-    fmask, n_f = _sweep_mask(cutoff, fcond, SWEEP_MIN_FRAMES, SWEEP_MAX_HOLD_STEPS)
+    fmask, n_f = sweep_mask(cutoff, fcond, SWEEP_MIN_FRAMES, SWEEP_MAX_HOLD_STEPS)
     c["filter_sweep_frames"] = int(fmask.sum())
     c["filter_sweeps"] = int(n_f)
     return c
@@ -338,7 +174,7 @@ def census(frames_regs, frame_rate_hz: float = PAL_FRAME_RATE_HZ) -> dict:
     seqs = list(frames_regs)
     if not seqs:
         raise ValueError("census: empty list of sequences")
-    return rates(pool_counts([census_counts(_check_regs(r, f"sequence {i}"))
+    return rates(pool_counts([census_counts(check_regs(r, f"sequence {i}"))
                               for i, r in enumerate(seqs)]), frame_rate_hz)
 
 
@@ -354,45 +190,6 @@ def compare_census(gen: dict, real: dict, keys=CENSUS_KEYS, tolerance: float = 0
         rows.append({"key": k, "unit": UNITS[k], "generated": g, "real": r, "ratio": ratio,
                      "within": bool(abs(ratio - 1.0) <= tolerance)})
     return rows
-
-
-# ---------------------------------------------------------------------------- loops
-
-def longest_repeat(regs: np.ndarray, max_period_frames: int) -> tuple[int, int, int]:
-    """Longest stretch repeating with a period <= max_period_frames: (period, start, length).
-
-    Ties go to the smallest period; (0, -1, 0) when nothing repeats.
-    """
-    regs = _check_regs(regs)
-    if max_period_frames < 1:
-        raise ValueError(f"max_period_frames must be >= 1, got {max_period_frames}")
-    _, ids = np.unique(regs[:, LOOP_REGS], axis=0, return_inverse=True)
-    ids = ids.reshape(-1)  # (N,) one id per distinct non-modulator frame
-    best = (0, -1, 0)
-    for p in range(1, min(max_period_frames, len(ids) - 1) + 1):
-        m = np.concatenate(([False], ids[p:] == ids[:-p], [False]))
-        edges = np.flatnonzero(np.diff(m.astype(np.int8)))
-        if len(edges) == 0:
-            continue
-        starts, ends = edges[0::2], edges[1::2]
-        i = int(np.argmax(ends - starts))
-        length = int(ends[i] - starts[i]) + p
-        if length > best[2]:
-            best = (p, int(starts[i]), length)
-    return best
-
-
-def loop_collapse(regs: np.ndarray, max_period_s: float = 4.0, min_repeat_s: float = 20.0,
-                  frame_rate_hz: float = PAL_FRAME_RATE_HZ) -> tuple[bool, int, int]:
-    """(collapsed, period_frames, start_frame): a period <= max_period_s repeating > min_repeat_s.
-
-    When not collapsed, period_frames is 0 and start is -1.
-    """
-    max_p = int(round(max_period_s * frame_rate_hz))
-    period, start, length = longest_repeat(regs, max_p)
-    if length > min_repeat_s * frame_rate_hz:
-        return True, period, start
-    return False, 0, -1
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -33,7 +33,8 @@ from engine.generator import Generator
 from engine.sidm import load_sidm
 from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
 from training import sample
-from training.census import TECHNIQUE_KEYS, census_counts, compare_census, loop_collapse, pool_counts, rates
+from training.census import TECHNIQUE_KEYS, census_counts, compare_census, pool_counts, rates
+from training.repetition import loop_collapse
 from training.config import TrainConfig
 from training.dataset import is_validation as held_back
 from training.model import SidModel

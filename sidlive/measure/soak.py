@@ -37,21 +37,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import rtmidi
 
 from sidlive.audio.jackserver import JackServer, jackd_path, portaudio_jack_device
-from sidlive.audio.recording import session_paths
-from sidlive.audio.renderer import Renderer
-from sidlive.audio.wav import read_wav
 from sidlive.control.maps import load_map
-from sidlive.control.params import ControlEvent
-from sidlive.frames import load_regs
 from sidlive.live.daemon import LiveConfig, LiveDaemon
 from sidlive.measure.enginebench import random_model
 from sidlive.measure.registry import Unavailable, benchmark
 from sidlive.measure.steal import StealMonitor
 from sidlive.paths import CONTROLLERS_DIR, DEFAULT_MODEL, LOOPS_DIR, REPO_ROOT
+from sidlive.measure.probes import flood, flood_messages, measure_latency
+from sidlive.measure.replay import compare_take
 
 DEFAULT_CONTROLLER = CONTROLLERS_DIR / "korg_nanokontrol2.toml"
 SOAK_PORT = "sidlive-soak"
@@ -59,178 +55,11 @@ SOAK_PORT = "sidlive-soak"
 
 # ---------------------------------------------------------------------------- replay
 
-def replay_take(base: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(recorded int16 samples, offline render of the recorded frames with the logged
-    renderer events replayed at their block's first sample)."""
-
-    paths = session_paths(base)
-    live, rate = read_wav(paths["wav"])
-    frames = load_regs(paths["regs"])
-    events = []
-    for n, line in enumerate(paths["log"].read_text(encoding="utf-8").splitlines()):
-        rec = json.loads(line)
-        if rec["control"] in ("renderer.mute", "renderer.panic"):
-            events.append((rec["value"]["sample"], n, rec["control"], rec["value"]))
-    extra = frames.extra
-    r = Renderer(frames, chip=frames.chip, rate_hz=rate, clock=frames.clock, subframes=extra.get("subframes", 4))
-    out = np.empty(len(live), np.int16)
-    done = 0
-    for sample, _, control, value in sorted(events):
-        if sample > done:
-            done += r.read_into(out[done:sample])
-        if control == "renderer.mute":
-            r.set_mute(value["voice"], value["muted"])
-        else:
-            r.gate_off()
-    r.read_into(out[done:])
-    return live, out
-
-
-def _diff(a: np.ndarray, b: np.ndarray) -> dict:
-    d = np.abs(a.astype(np.int64) - b.astype(np.int64))
-    sig = float(np.sqrt(np.mean(b.astype(np.float64) ** 2))) or 1.0
-    err = float(np.sqrt(np.mean(d.astype(np.float64) ** 2)))
-    return {"max_abs": int(d.max()) if len(d) else 0, "p999_abs": float(np.percentile(d, 99.9)) if len(d) else 0.0,
-            "rms_diff_db": round(20 * np.log10(max(err, 1e-9) / sig), 1)}
-
-
-def compare_take(base: str | Path) -> dict:
-    """Recorded vs offline replay, and the floor: two offline replays against each other."""
-    live, offline = replay_take(base)
-    _, again = replay_take(base)
-    return {"samples": len(live), "live_vs_offline": _diff(live, offline), "offline_vs_offline": _diff(again, offline)}
-
 
 # ---------------------------------------------------------------------------- MIDI flood
 
-def flood_messages(cmap, n_loops: int, rng: random.Random):
-    """An endless stream of raw MIDI messages over every binding of the map (and notes
-    for its keyboard voice)."""
-    ch = max(cmap.channel, 1) - 1
-    binds = [("knob", k) for k in cmap.knobs] + [("button", b) for b in cmap.buttons]
-    if cmap.program_change:
-        binds.append(("program", None))
-    if cmap.keyboard is not None:
-        binds.append(("keys", None))
-    while True:
-        kind, b = rng.choice(binds)
-        c = (b.channel - 1) if b is not None and b.channel else ch
-        if kind == "keys":
-            note, kc = rng.randrange(28, 60), cmap.keyboard.channel - 1
-            yield [0x90 | kc, note, rng.randrange(1, 128)]
-            yield [0x80 | kc, note, 0]
-        elif kind == "knob":
-            yield [0xB0 | c, b.cc, rng.randrange(128)]
-        elif kind == "program":
-            yield [0xC0 | ch, rng.randrange(n_loops + 1)]
-        elif b.cc is not None:
-            yield [0xB0 | c, b.cc, 127]
-            yield [0xB0 | c, b.cc, 0]
-        else:
-            yield [0x90 | c, b.note, 100]
-            yield [0x80 | c, b.note, 0]
-
-
-def _binding(cmap, param: str):
-    for b in list(cmap.knobs) + list(cmap.buttons):
-        if b.param == param:
-            return b
-    raise ValueError(f"controller map {cmap.name!r} binds no {param!r}; the latency probes need it")
-
-
-def _press(b, ch: int) -> list[list[int]]:
-    c = (b.channel - 1) if b.channel else ch
-    if b.cc is not None:
-        return [[0xB0 | c, b.cc, 127], [0xB0 | c, b.cc, 0]]
-    return [[0x90 | c, b.note, 100], [0x80 | c, b.note, 0]]
-
 
 # ---------------------------------------------------------------------------- latency
-
-def _probe_latency(daemon, kind: str, t_send: float, param: str) -> dict | None:
-    """MIDI send -> control published -> first changed sample (DAC time), ms. A mute is
-    heard from the first renderer mute of voice 1 after the send, whichever thread made it
-    (the audio callback's MIDI lane, before any state is published, or a published state);
-    its `midi_to_control_ms` is when the audio callback applied it."""
-    if kind == "mute":
-        out_s = daemon.audio.dac_offset_s
-        ev = next((e for e in list(daemon.hub.renderer_events) if e[1] == 2 and e[2] == 1 and e[6] - out_s >= t_send), None)
-        if ev is None:
-            return None
-        applied = ev[6] - out_s - (ev[5] - ev[7]) / daemon.cfg.rate_hz   # the callback's block start
-        return {"midi_to_control_ms": (applied - t_send) * 1e3, "control_to_sound_ms": (ev[6] - applied) * 1e3,
-                "total_ms": (ev[6] - t_send) * 1e3, "to_rendered_sample_ms": (ev[6] - out_s - t_send) * 1e3,
-                "by_lane": ev[0] < 0}
-    pub = next(((seq, t) for seq, t, names in list(daemon.hub.publish_log) if t >= t_send and param in names), None)
-    if pub is None:
-        return None
-    seq, t_pub = pub
-    heard = None
-    if kind == "note":
-        ev = next((e for e in list(daemon.hub.key_events) if e[0] >= seq), None)
-        heard = ev[6] if ev else None
-    else:
-        rb = next(((s, cut) for s, cut, _ in list(daemon.genthread.rollback_log) if s >= seq), None)
-        heard = daemon.audio.frame_sound_time(rb[1]) if rb else None
-    if heard is None:
-        return None
-    out_s = daemon.audio.dac_offset_s   # the device's output buffer (JACK: periods x period size)
-    return {"midi_to_control_ms": (t_pub - t_send) * 1e3, "control_to_sound_ms": (heard - t_pub) * 1e3,
-            "total_ms": (heard - t_send) * 1e3, "to_rendered_sample_ms": (heard - out_s - t_send) * 1e3}
-
-
-def _summary(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    a = np.asarray(values)
-    return {"n": len(a), "p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
-            "max": round(float(a.max()), 2)}
-
-
-def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=print) -> dict:
-    ch = max(cmap.channel, 1) - 1
-    temp, reseed, mute = _binding(cmap, "temperature"), _binding(cmap, "reseed"), _binding(cmap, "mute_1")
-    results = {"temperature": [], "reseed": [], "mute": []}
-    kinds = ("temperature", "reseed", "mute")
-    if cmap.keyboard is not None:                  # the keyboard voice: note on -> first frame playing it
-        results["note"] = []
-        kinds += ("note",)
-    pending = []
-    for name in ("solo_1", "solo_2", "solo_3", "mute_1", "mute_2", "mute_3"):   # after the flood: all voices on
-        daemon.post(ControlEvent(name, False, source="soak"))
-    daemon.post(ControlEvent("loop", -1, source="soak"))
-    time.sleep(0.3)
-    for i in range(probes):
-        for kind in kinds:
-            time.sleep(0.2 + 0.1 * rng.random())
-            if kind == "temperature":
-                msgs, param = [[0xB0 | ((temp.channel - 1) if temp.channel else ch), temp.cc, 40 + 50 * (i % 2)]], \
-                    "temperature"
-            elif kind == "reseed":
-                msgs, param = _press(reseed, ch), "reseed"
-            elif kind == "note":
-                kc, note = cmap.keyboard.channel - 1, 36 + (i % 24)
-                msgs, param = [[0x90 | kc, note, 100]], "note"    # struck while the last sounds: a new attack
-            else:
-                msgs, param = _press(mute, ch), "mute_1"
-            t_send = time.perf_counter()
-            for m in msgs:
-                out.send_message(m)
-            pending.append((kind, t_send, param))
-    time.sleep(0.3)
-    lost = 0
-    for kind, t_send, param in pending:
-        r = _probe_latency(daemon, kind, t_send, param)
-        if r is None:
-            lost += 1
-        else:
-            results[kind].append(r)
-    fig = {"probes_unmatched": lost, "device_output_latency_ms": round(daemon.audio.dac_offset_s * 1e3, 2),
-           "mutes_by_midi_lane": sum(1 for r in results["mute"] if r.get("by_lane"))}
-    for kind, rows in results.items():
-        fig[kind] = {k: _summary([r[k] for r in rows]) for k in ("total_ms", "midi_to_control_ms",
-                                                                   "control_to_sound_ms", "to_rendered_sample_ms")}
-    return fig
 
 
 # ---------------------------------------------------------------------------- the run
@@ -269,7 +98,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
         base = {"blocks": e.blocks, "au": e.audio_underruns, "ru": daemon.ring.underruns, "xr": server.xruns()}
         steal = StealMonitor().start()
         c0, t0 = time.process_time(), time.perf_counter()
-        sent = _flood(out, flood_messages(cmap, len(daemon.library.loops), rng), cc_rate_hz, seconds)
+        sent = flood(out, flood_messages(cmap, len(daemon.library.loops), rng), cc_rate_hz, seconds)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         steal.stop()
         block_s = cfg.block_frames / cfg.rate_hz
@@ -309,28 +138,6 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
 
 def _since(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
-
-
-def _flood(out, messages, rate_hz: float, seconds: float) -> int:
-    if rate_hz <= 0:
-        time.sleep(seconds)
-        return 0
-    period = 1.0 / rate_hz
-    t_end = time.perf_counter() + seconds
-    t_next = time.perf_counter()
-    sent = 0
-    while True:
-        now = time.perf_counter()
-        if now >= t_end:
-            return sent
-        if now < t_next:
-            time.sleep(min(t_next - now, 0.005))
-            continue
-        out.send_message(next(messages))
-        sent += 1
-        t_next += period
-        if now - t_next > 0.05:   # fell behind (busy machine): don't burst
-            t_next = now
 
 
 def launch_time(model: str | Path, runs: int = 2) -> dict:
@@ -391,7 +198,6 @@ def empty_callback_baseline(seconds: float, realtime: bool = True, block_frames:
 
 def _random_model(path: Path) -> Path:
     return random_model(path)
-
 
 
 @benchmark("soak")

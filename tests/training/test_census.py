@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sidlive.frames import PAL_FRAME_RATE_HZ
-from training.census import CENSUS_KEYS, census, compare_census, longest_repeat, loop_collapse, silent_frames
+from training.census import CENSUS_KEYS, census, compare_census, silent_frames
+from training.repetition import longest_repeat, loop_collapse
 
 FPS = PAL_FRAME_RATE_HZ
 GATE, TRI, SAW, PULSE, NOISE, TEST = 0x01, 0x10, 0x20, 0x40, 0x80, 0x08

@@ -23,7 +23,7 @@ from sidlive.frames import CANON_MASK, CONTROL_REGS, load_regs
 from sidlive.live.callback import EV_MUTE, EV_PANIC, AudioCallback
 from sidlive.live.genthread import GeneratorThread, GenRequest
 from sidlive.live.loops import Arrangement
-from sidlive.measure.soak import compare_take, replay_take
+from sidlive.measure.replay import compare_take, replay_take
 from sidlive.paths import CONTROLLERS_DIR
 from sidlive.paths import LOOPS_DIR as LOOPS
 

@@ -12,7 +12,8 @@ from sidlive.control.maps import MidiMapper, load_map
 
 
 def test_flood_covers_every_mapped_control():
-    from sidlive.measure.soak import DEFAULT_CONTROLLER, flood_messages
+    from sidlive.measure.probes import flood_messages
+    from sidlive.measure.soak import DEFAULT_CONTROLLER
     cmap = load_map(DEFAULT_CONTROLLER)
     mapper = MidiMapper(cmap)
     gen = flood_messages(cmap, 5, random.Random(0))

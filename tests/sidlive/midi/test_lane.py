@@ -151,7 +151,7 @@ def test_mute_acts_in_the_audio_callback_and_the_state_follows(model_path, tmp_p
     assert stats["ring_underruns"] == 0
     import json
 
-    from sidlive.measure.soak import compare_take
+    from sidlive.measure.replay import compare_take
     logged = [json.loads(line) for line in (tmp_path / "set.controls.jsonl").read_text().splitlines()]
     mutes = [r for r in logged if r.get("control") == "renderer.mute"]
     assert len(mutes) >= 6 and mutes[0]["value"]["seq"] == LANE_SEQ
