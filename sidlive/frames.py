@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -35,6 +36,21 @@ def frame_sample_boundary(k: int, rate_hz: int, cycles_per_frame: int = PAL_FRAM
                           clock_hz: int = PAL_CLOCK_HZ) -> int:
     """Output samples spanned by frames 0..k-1: floor(k * cycles * rate / clock), exact."""
     return (k * cycles_per_frame * rate_hz) // clock_hz
+
+
+def note_to_freq_reg(note, clock_hz: float = PAL_CLOCK_HZ):
+    """SID frequency register value (0..65535) of a MIDI note number (69 = A4 = 440 Hz),
+    equal-tempered, rounded; a scalar gives an int, an array an int64 array."""
+    f_hz = 440.0 * 2.0 ** ((np.asarray(note, np.float64) - 69.0) / 12.0)
+    reg = np.clip(np.rint(f_hz * (1 << 24) / clock_hz), 0, 0xFFFF).astype(np.int64)
+    return int(reg) if reg.ndim == 0 else reg
+
+
+def freq_reg_to_note(freq_reg: int, clock_hz: float = PAL_CLOCK_HZ) -> float:
+    """The (fractional) MIDI note number a SID frequency register value plays; -inf for 0."""
+    if freq_reg <= 0:
+        return float("-inf")
+    return 69.0 + 12.0 * math.log2(freq_reg * clock_hz / (1 << 24) / 440.0)
 
 
 # Register offsets within $D400.

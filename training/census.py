@@ -61,11 +61,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.c64.dump import dump_tune
-from sidlive.frames import PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ, load
+from sidlive.frames import PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ
 from sidlive.frames import check_regs
 from training.census_kernels import RATE_PERIOD_CYCLES, arpeggio_mask, drum_hits, envelope_peak, sweep_mask
 from training.repetition import loop_collapse
+from sidlive.c64.load import load_tune
 
 CENSUS_KEYS = ("silent_share", "onsets_per_s", "arpeggio_share", "pwm_sweep_share",
                "drums_per_s", "filter_sweep_share")
@@ -204,11 +204,8 @@ def _load_sequences(paths: list[str], seconds: float, sample: int | None):
         files = [files[int(i * len(files) / sample)] for i in range(sample)]
     for f in files:
         try:
-            if f.suffix.lower() == ".sid":
-                # the tune's own length (Songlengths.md5), cut to `seconds`: no silence after its end
-                yield str(f), dump_tune(f).regs[:int(round(seconds * PAL_FRAME_RATE_HZ))], None
-            else:
-                yield str(f), load(f).regs[:int(round(seconds * PAL_FRAME_RATE_HZ))], None
+            # a .sid's own length (Songlengths.md5), cut to `seconds`: no silence after its end
+            yield str(f), load_tune(f).regs[:int(round(seconds * PAL_FRAME_RATE_HZ))], None
         except Exception as e:  # noqa: BLE001 (unsupported/broken tunes are counted, not fatal)
             yield str(f), None, f"{type(e).__name__}: {e}"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ANY_COMPOSER, normalize_composer
-from sidlive.frames import NUM_REGS
+from sidlive.frames import NUM_REGS, note_to_freq_reg
 
 VOICE_REGS = 7
 RES_FILT, MODE_VOL = 0x17, 0x18
@@ -265,7 +265,7 @@ def write_synthetic(data_dir: str | Path, n_tunes: int = 40, seed: int = 0, min_
             fr[:, base + 2], fr[:, base + 3] = pw & 0xFF, pw >> 8
             notes = root + 12 * v + rng.choice([0, 2, 4, 7, 9, 12], size=n // step + 1)
             note = np.repeat(notes, step)[:n]
-            freq = np.clip(np.rint(440.0 * 2 ** ((note - 57) / 12) * 16777216 / 985248), 0, 0xFFFF).astype(np.int64)
+            freq = note_to_freq_reg(note + 12)   # this scale's note 57 is A4
             fr[:, base], fr[:, base + 1] = freq & 0xFF, freq >> 8
             gate = (np.arange(n) % step) < max(1, step - 2)
             fr[:, base + 4] = wave[v] | gate

@@ -21,11 +21,11 @@ import torch
 
 from engine.config import ANY_COMPOSER, normalize_composer
 from engine.sidm import load_sidm
-from sidlive.c64.dump import dump_tune
-from sidlive.frames import NUM_REGS, REG_NAMES, Frames, FramesFormatError, load
+from sidlive.frames import NUM_REGS, REG_NAMES, Frames, FramesFormatError
 from training.baseline import ChangeModel
 from training.export import model_from_sidm
 from training.model import load_checkpoint
+from sidlive.c64.load import load_tune
 
 
 class TorchScorer:
@@ -74,11 +74,11 @@ def load_frames(path: str | Path, sid_seconds: float | None = None) -> Frames:
     path = Path(path)
     if path.suffix.lower() == ".sid":
         try:
-            return dump_tune(path, seconds=sid_seconds)
+            return load_tune(path, seconds=sid_seconds)
         except (RuntimeError, ValueError) as e:  # DumpError, UnsupportedTune, PsidFormatError
             msg = str(e)
             raise ValueError(msg if str(path) in msg else f"{path}: {msg}") from None
-    return load(path)
+    return load_tune(path)
 
 
 def score_files(scorers: dict, paths: list, composer: str | None = None, sid_seconds: float | None = None) -> dict:

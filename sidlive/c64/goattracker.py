@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sidlive.frames import PAL_FRAME_RATE_HZ, Frames, load_regs, save_regs
+from sidlive.frames import NUM_REGS
 
 GOATTRACKER_EXAMPLES_DIR = Path("/usr/share/doc/goattracker/examples")
 MAX_SECONDS = 600.0
@@ -86,7 +87,7 @@ def _play(song, subtune: int, max_frames: int | None, Player) -> np.ndarray:
         if not player.playing and not writes:
             break
         rows.append(list(player.regs))
-    return np.asarray(rows, dtype=np.uint8).reshape(-1, 25)
+    return np.asarray(rows, dtype=np.uint8).reshape(-1, NUM_REGS)
 
 
 def goattracker_frames(name_or_path: str | Path, seconds: float | None = None, *,

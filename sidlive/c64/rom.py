@@ -26,9 +26,10 @@ from sidlive.c64.cpu6510 import ST_P, ST_SIZE, ST_SP
 from sidlive.c64.iochips import (C_CRA, C_CRB, C_MASK, C_REF, C_TA, C_TA_LATCH, CIA1, CIA2, SID_BASE, V_CMP, V_MASK,
                                  V_NEXT, new_io, port_write, raster_next)
 from sidlive.c64.sidchip import sid_reset
+from sidlive.frames import NTSC_CLOCK_HZ, PAL_CLOCK_HZ
 
-PAL_SYSTEM = dict(clock_hz=985_248, lines=312, cycles_per_line=63, cia_latch=0x4025, pal_flag=1)
-NTSC_SYSTEM = dict(clock_hz=1_022_727, lines=263, cycles_per_line=65, cia_latch=0x4295, pal_flag=0)
+PAL_SYSTEM = dict(clock_hz=PAL_CLOCK_HZ, lines=312, cycles_per_line=63, cia_latch=0x4025, pal_flag=1)
+NTSC_SYSTEM = dict(clock_hz=NTSC_CLOCK_HZ, lines=263, cycles_per_line=65, cia_latch=0x4295, pal_flag=0)
 SYSTEMS = {"PAL": PAL_SYSTEM, "NTSC": NTSC_SYSTEM}
 
 PSID_CLEARED = 0x3FF  # the driver clears $0000-$03FE

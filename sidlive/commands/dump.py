@@ -9,12 +9,14 @@ from sidlive.c64.collection import DEFAULT_SHARD_MB, dump_collection
 from sidlive.c64.dump import DEFAULT_SECONDS, DumpError, dump_tune
 from sidlive.c64.psid import PsidFormatError, UnsupportedTune
 from sidlive.frames import FramesFormatError, save
+from sidlive.frames import PAL_FRAME_RATE_HZ
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sidlive dump",
-        description="Dump a PSID tune's SID registers, one frame per video frame (PAL: 50.125/s). "
+        description="Dump a PSID tune's SID registers, one frame per video frame "
+                    f"(PAL: {PAL_FRAME_RATE_HZ:.3f}/s). "
                     "Given a folder first (sidlive dump HVSC_ROOT OUT_DIR ...), runs "
                     "the resumable collection dump instead; see its --help.")
     p.add_argument("tune", help="a PSID .sid file")

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from sidlive.frames import FramesFormatError
 from sidlive.live.offline import RATES_HZ, generate_file
+from sidlive.frames import PAL_FRAME_RATE_HZ
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sidlive generate", description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="model file (default presets/models/default.sidm)")
-    ap.add_argument("--frames", type=int, default=700, help="frames to generate (50.125 per second; default 700)")
+    ap.add_argument("--frames", type=int, default=700, help=f"frames to generate ({PAL_FRAME_RATE_HZ:.3f} per second; default 700)")
     ap.add_argument("--temp", type=float, default=1.0, help="temperature, 0 = greedy (default 1.0)")
     ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely values, 0 = off (default)")
     ap.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1 = off (default)")

@@ -28,6 +28,12 @@ from sidlive.live.daemon import (  # noqa: F401
 )
 from sidlive.live.view import run_view
 from sidlive.paths import LOOPS_DIR
+from sidlive.control.params import param
+from sidlive.frames import CHIPS
+from sidlive.live.loops import MODES
+
+D = LiveConfig()                      # the defaults, defined once in LiveConfig
+LOOKAHEAD = param("lookahead_frames")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--record", type=Path, default=None, help="record to NAME.wav (+ NAME.regs, NAME.controls.jsonl)")
     ap.add_argument("--audio", default=None, help="output: a device name/index, jack or null (default: JACK if "
                                                   "running, else the system default)")
-    ap.add_argument("--midi", default="virtual", help="MIDI input: virtual (a sidlive:midi_in port), a port name, "
+    ap.add_argument("--midi", default=D.midi, help="MIDI input: virtual (a sidlive:midi_in port), a port name, "
                                                       "or none")
     ap.add_argument("--asid", default=None, help="also stream every frame as ASID SysEx to a real SID: virtual "
                                                  "(a sidlive:asid port) or an output port name")
@@ -50,15 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fx-on", action="store_true", help="start with the effects chain in")
     ap.add_argument("--headless", action="store_true", help="no view; controls over OSC; print a JSON line at exit")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
-    ap.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port (0: any free one; default 9000)")
+    ap.add_argument("--osc-port", type=int, default=D.osc_port, help=f"OSC UDP port (0: any free one; default {D.osc_port})")
     ap.add_argument("--no-osc", action="store_true", help="no OSC server")
     ap.add_argument("--loop", default=None, help="start with this loop selected (a name in the loops folder)")
-    ap.add_argument("--loop-mode", choices=("prime", "call_response"), default="prime")
-    ap.add_argument("--lookahead", type=int, default=3, help="frames generated ahead (1..25; default 3 = 60 ms)")
-    ap.add_argument("--keep", type=int, default=1, help="unplayed frames a rollback keeps (default 1)")
-    ap.add_argument("--block", type=int, default=256, help="audio block in samples (default 256)")
-    ap.add_argument("--chip", choices=("6581", "8580"), default="6581")
-    ap.add_argument("--seed", type=int, default=0, help="base random seed (reseed steps from it)")
+    ap.add_argument("--loop-mode", choices=MODES, default=D.loop_mode)
+    ap.add_argument("--lookahead", type=int, default=D.lookahead_frames,
+                    help=f"frames generated ahead ({LOOKAHEAD.range_text()}; default {D.lookahead_frames})")
+    ap.add_argument("--keep", type=int, default=D.keep_frames, help=f"unplayed frames a rollback keeps (default {D.keep_frames})")
+    ap.add_argument("--block", type=int, default=D.block_frames, help=f"audio block in samples (default {D.block_frames})")
+    ap.add_argument("--chip", choices=CHIPS, default=D.chip)
+    ap.add_argument("--seed", type=int, default=D.seed, help="base random seed (reseed steps from it)")
     ap.add_argument("--temp", type=float, default=None, help="initial temperature")
     return ap
 
@@ -76,8 +83,8 @@ def config_from_args(args) -> LiveConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    if not 1 <= cfg.lookahead_frames <= 25 or not 0 <= cfg.keep_frames <= cfg.lookahead_frames:
-        print("sidlive live: --lookahead must be in 1..25 and --keep in 0..lookahead", file=sys.stderr)
+    if not LOOKAHEAD.lo <= cfg.lookahead_frames <= LOOKAHEAD.hi or not 0 <= cfg.keep_frames <= cfg.lookahead_frames:
+        print(f"sidlive live: --lookahead must be in {LOOKAHEAD.range_text()} and --keep in 0..lookahead", file=sys.stderr)
         return SETUP_EXIT
     quiet = None
     if not args.headless:   # the view shows the messages; nothing may write over it

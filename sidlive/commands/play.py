@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from sidlive.audio.outputs import NoAudioDevice, output_device
-from sidlive.commands.render import add_render_args, load_input, parse_voices
+from sidlive.c64.load import load_tune
+from sidlive.commands.render import add_render_args, parse_voices
 from sidlive.frames import FramesFormatError
 from sidlive.live.playback import NO_DEVICE_EXIT, play_asid_only, play_frames
 from sidlive.midi.asid import AsidOut
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"sidlive play: {e}; playing on the ASID port only", file=sys.stderr)
             audio = False
-        frames = load_input(args.input, args.seconds, args.subtune)
+        frames = load_tune(args.input, args.seconds, args.subtune)
         if args.asid is not None:
             asid = AsidOut(args.asid)
             print(f"ASID out: {asid.name}")

@@ -20,9 +20,9 @@ from pathlib import Path
 from sidlive.audio.fx import find_chain, render_fx
 from sidlive.audio.renderer import render
 from sidlive.audio.wav import write_wav
-from sidlive.c64.dump import dump_tune
 from sidlive.c64.goattracker import goattracker_frames
-from sidlive.frames import Frames, FramesFormatError, load
+from sidlive.frames import FramesFormatError
+from sidlive.c64.load import load_tune
 
 RATES_HZ = (44_100, 48_000)
 DEMO_SONG = "dojo"        # GoatTracker example by Cadaver (GPL-2+)
@@ -39,37 +39,12 @@ def parse_voices(text: str) -> frozenset:
     return frozenset(voices)
 
 
-def load_input(path: str | Path, seconds: float | None = None, subtune: int | None = None) -> Frames:
-    """A frames file, a .sid dumped with sidlive.c64.dump, or a GoatTracker .sng played by
-    pygoattracker; cut to `seconds` if given."""
-    path = Path(path)
-    if seconds is not None and not seconds > 0:
-        raise ValueError(f"seconds must be > 0; got {seconds!r}")
-    if path.suffix.lower() == ".sid":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        try:
-            return dump_tune(path, subtune=subtune, seconds=seconds)
-        except ImportError as e:
-            raise RuntimeError(f"{path}: rendering a .sid needs sidlive.c64.dump, which is unavailable ({e})") from None
-    if path.suffix.lower() == ".sng":
-        return goattracker_frames(path, seconds, subtune=(subtune - 1) if subtune else 0)
-    if subtune is not None:
-        raise ValueError(f"{path}: --subtune applies to .sid and .sng input only")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    frames = load(path)
-    if seconds is not None:
-        frames = frames.slice(0, max(1, int(round(seconds * frames.frame_rate_hz))))
-    return frames
-
-
 def render_file(in_path: str | Path, out_path: str | Path, *, chip: str | None = None,
                 rate_hz: int = 48_000, muted_voices=(), seconds: float | None = None,
                 filter_enabled: bool = True, subtune: int | None = None) -> dict:
     """Render IN to the WAV OUT; returns what was done (audio and wall seconds, chip...)."""
     t0 = time.perf_counter()
-    frames = load_input(in_path, seconds, subtune)
+    frames = load_tune(in_path, seconds, subtune)
     t1 = time.perf_counter()
     samples = render(frames, chip=chip, rate_hz=rate_hz, muted_voices=muted_voices,
                      filter_enabled=filter_enabled)

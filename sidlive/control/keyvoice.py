@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from sidlive.frames import NUM_REGS, PAL_CLOCK_HZ
+from sidlive.frames import NUM_REGS, note_to_freq_reg
 
 WAVEFORMS = {"triangle": 0x10, "saw": 0x20, "pulse": 0x40, "noise": 0x80}
 VELOCITY_MODES = ("sustain", "none")
@@ -95,11 +95,6 @@ class KeyboardConfig:
     def base(self) -> int:
         """The voice's first register ($00, $07 or $0E)."""
         return 7 * (self.voice - 1)
-
-
-def note_to_freq_reg(note: float, clock_hz: float = PAL_CLOCK_HZ) -> int:
-    f_hz = 440.0 * 2.0 ** ((note - 69) / 12.0)
-    return int(min(0xFFFF, max(0, round(f_hz * (1 << 24) / clock_hz))))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -36,7 +36,6 @@ PLAYER_SOURCE = """\
 ; and patches the sequence for it.
 ptrs    = $f7               ; 4 stream pointers ($f7 $f9 $fb $fd), read with (ptrs,x)
 sid     = $d400
-nregs   = 25
 slot    = 7                 ; bytes per unrolled write
 
         * = load
@@ -240,7 +239,7 @@ def player_source(load_addr: int, starts: list[list[int]], counts: list[int], lo
     stream s start as an offset from the `data` label; `data` is the last label."""
     order = ", ".join(f"${r:02x}" for r in WRITE_ORDER)
     slots = ", ".join(f"${b:02x}" for b in WRITE_SLOT * NUM_REGS)
-    lines = [f"load = ${load_addr:04x}", PLAYER_SOURCE, f"order:  .byte {order}",
+    lines = [f"load = ${load_addr:04x}", f"nregs = {NUM_REGS}", PLAYER_SOURCE, f"order:  .byte {order}",
              f"loop:   .byte {1 if loop else 0}", f"wseq:   .byte {slots}, $60"]
     flat = [off for row in starts for off in row]
     for name, op in (("startlo", "<"), ("starthi", ">")):

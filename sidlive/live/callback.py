@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from sidlive.audio.renderer import Renderer
+from sidlive.audio.renderer import SUBFRAMES, Renderer
 from sidlive.control.params import ControlState
 from sidlive.frames import CONTROL_REGS, NUM_REGS, frame_sample_boundary
 
@@ -43,6 +43,7 @@ N_PLAYED = 1 << 12          # played-frame log (82 s)
 HIST_BIN_S = 1e-5
 HIST_BINS = 5000            # 0..50 ms
 MAX_BLOCK = 8192
+LIVE_SUBFRAMES = 16         # renderer steps per frame in a live session (offline renders: SUBFRAMES)
 REC_SCALE = 1.0 / 32767.0   # Recorder/WavWriter scale floats by 32767: this gives back the int16 exactly
 _C1, _C2, _C3 = CONTROL_REGS
 
@@ -51,7 +52,7 @@ class AudioCallback:
     """The consumer side: one per session; `callback` runs on the audio thread only."""
 
     def __init__(self, ring, *, chip: str = "6581", rate_hz: int = 48_000, block_frames: int = 256,
-                 subframes: int = 4, recorder=None, state: ControlState | None = None):
+                 subframes: int = SUBFRAMES, recorder=None, state: ControlState | None = None):
         self.ring = ring
         self.rate_hz = int(rate_hz)
         self.block_frames = int(block_frames)

@@ -28,9 +28,9 @@ from sidlive.audio.fx import FxError, find_chain
 from sidlive.audio.recording import Recorder
 from sidlive.audio.ring import FrameRing
 from sidlive.control.keyvoice import NoteEvent
-from sidlive.control.params import Controls, ControlState
+from sidlive.control.params import Controls, ControlState, param
 from sidlive.live import stats as livestats
-from sidlive.live.callback import AudioCallback
+from sidlive.live.callback import LIVE_SUBFRAMES, AudioCallback
 from sidlive.live.genthread import GeneratorThread
 from sidlive.live.hub import ControlHub, read_map, seed_for  # noqa: F401  (seed_for: the take's seeds)
 from sidlive.live.loops import Arrangement, LoopError, LoopLibrary
@@ -62,10 +62,10 @@ class LiveConfig:
     osc_port: int | None = 9000          # None: no OSC; 0: any free port
     rate_hz: int = 48_000
     block_frames: int = 256
-    lookahead_frames: int = 3
+    lookahead_frames: int = param("lookahead_frames").default   # the live control's default
     keep_frames: int = 1                 # unplayed frames a rollback keeps (the generator's head start)
     chip: str = "6581"
-    subframes: int = 16                  # renderer steps per frame: a mute is heard within 1.25 ms of its block
+    subframes: int = LIVE_SUBFRAMES      # renderer steps per frame: a mute is heard within 1.25 ms of its block
     seed: int = 0
     loop: str | None = None              # start with this loop selected
     loop_mode: str = "prime"

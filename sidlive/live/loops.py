@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.c64.dump import dump_tune
-from sidlive.c64.goattracker import goattracker_frames
 from sidlive.frames import PAL_FRAME_RATE_HZ, Frames, FramesFormatError, load, save_regs
+from sidlive.c64.load import TUNE_EXTS, load_tune
 
 MIN_SECONDS, MAX_SECONDS = 2.0, 16.0
 TEMPO_RANGE_BPM = (20.0, 400.0)
@@ -264,15 +263,11 @@ def cut_loop(src: str | Path, start_s: float, seconds: float, *, subtune: int | 
     if start_s < 0:
         raise LoopError(f"--start {start_s:g}: must be >= 0")
     end_s = start_s + seconds
-    if ext == ".sid":
-        frames = dump_tune(src, subtune=subtune, seconds=end_s + 0.1)
-    elif ext == ".sng":
-        frames = goattracker_frames(src, seconds=end_s + 0.1, subtune=(subtune or 1) - 1)
-    else:
-        try:
-            frames = load(src)
-        except FramesFormatError as e:
-            raise LoopError(str(e)) from None
+    try:
+        tune = ext in TUNE_EXTS
+        frames = load_tune(src, seconds=end_s + 0.1 if tune else None, subtune=subtune if tune else None)
+    except FramesFormatError as e:
+        raise LoopError(str(e)) from None
     a = int(round(start_s * frames.frame_rate_hz))
     n = int(round(seconds * frames.frame_rate_hz))
     if a + n > len(frames):

@@ -21,10 +21,10 @@ from engine.generator import Generator, check_sampling
 from engine.weights import load_model
 from sidlive.audio.renderer import render
 from sidlive.audio.wav import write_wav
-from sidlive.c64.dump import dump_tune
 from sidlive.export.psidfile import export_frames
-from sidlive.frames import Frames, load, save
+from sidlive.frames import Frames, save
 from sidlive.paths import DEFAULT_MODEL
+from sidlive.c64.load import load_tune
 
 OUT_EXTS = (".regs", ".txt", ".wav", ".sid")
 PROMPT_EXTS = (".sid", ".regs", ".txt")
@@ -41,12 +41,10 @@ def load_prompt(path: str | Path, seconds: float) -> Frames:
         raise FileNotFoundError(f"{path}: no such prompt file")
     if not seconds > 0:
         raise ValueError(f"--prompt-seconds must be > 0, got {seconds}")
-    if ext == ".sid":
-        return dump_tune(path, seconds=seconds)
-    fr = load(path)
+    fr = load_tune(path, seconds)
     if len(fr) == 0:
         raise ValueError(f"{path}: the prompt file has no frames")
-    return fr.slice(0, max(1, int(round(seconds * fr.frame_rate_hz))))
+    return fr
 
 
 def generate_file(out_path: str | Path, *, model: str | Path | None = None, frames: int = 700,

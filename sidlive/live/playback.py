@@ -22,6 +22,7 @@ from sidlive.audio.wav import read_wav
 from sidlive.frames import Frames
 from sidlive.live.asidfeed import mute_row
 from sidlive.midi.asid import send_paced
+from sidlive.frames import NUM_REGS
 
 NO_DEVICE_EXIT = 3
 
@@ -59,7 +60,7 @@ def _stream_blocks(fill, n_total: int, rate_hz: int, device=None, blocksize: int
 def asid_frames(frames: Frames, muted_voices=()) -> np.ndarray:
     """The frames as they go to a real SID: muted voices without their waveform bits."""
     on = [v not in set(muted_voices) for v in (1, 2, 3)]
-    return np.array([mute_row(row, on, np.empty_like(row)) for row in frames.regs], np.uint8).reshape(-1, 25)
+    return np.array([mute_row(row, on, np.empty_like(row)) for row in frames.regs], np.uint8).reshape(-1, NUM_REGS)
 
 
 def play_frames(frames: Frames, *, chip: str | None = None, rate_hz: int = 48_000,

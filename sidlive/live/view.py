@@ -11,7 +11,6 @@ Keys (also in docs/live.md):
 """
 from __future__ import annotations
 
-import math
 import os
 import select
 import sys
@@ -26,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sidlive.control.params import PARAMS, ControlEvent, ControlState
+from sidlive.frames import PAL_CLOCK_HZ, freq_reg_to_note
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 WAVES = ((0x10, "tri"), (0x20, "saw"), (0x40, "pulse"), (0x80, "noise"))
@@ -33,12 +33,11 @@ KEY_HELP = ("1 2 3 mute  4 5 6 solo  t/T temp  p/P top_p  k/K top_k  c/C compose
             "r reseed  [ ] loop  m mode  s capture  x panic  f effects  b keyboard  R reload  q quit")
 
 
-def note_name(freq_reg: int, clock_hz: float = 985_248.0) -> str:
+def note_name(freq_reg: int, clock_hz: float = PAL_CLOCK_HZ) -> str:
     """SID frequency register (16 bit) -> note name like 'C#4' ('-' for 0)."""
     if freq_reg <= 0:
         return "-"
-    hz = freq_reg * clock_hz / 16_777_216.0
-    midi = int(round(69 + 12 * math.log2(hz / 440.0)))
+    midi = int(round(freq_reg_to_note(freq_reg, clock_hz)))
     return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
 
 

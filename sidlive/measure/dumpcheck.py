@@ -32,6 +32,7 @@ import numpy as np
 from sidlive.c64.dump import dump_tune
 from sidlive.c64.psid import PsidFormatError, load_psid
 from sidlive.frames import REG_NAMES, canonicalize
+from sidlive.frames import PAL_FRAME_RATE_HZ
 
 # Absolute-address reads that make a tune depend on what the oracle does not model alike.
 _READ_OPCODES = (0xAD, 0xAE, 0xAC, 0xBD, 0xB9, 0xBE, 0xBC, 0x2C, 0xCD, 0xEC, 0xCC, 0x4D, 0x6D, 0xED)
@@ -73,9 +74,9 @@ def compare_one(args) -> dict:
     rec = {"path": rel, "subtune": subtune}
     t0 = time.process_time()
     try:  # raw snapshots: the oracle has no gate-restart marks
-        ours = dump_tune(path, subtune=subtune, seconds=n_frames / 50.1245 + 0.01, raw=True)
+        ours = dump_tune(path, subtune=subtune, seconds=n_frames / PAL_FRAME_RATE_HZ + 0.01, raw=True)
         rec["our_cpu_s"] = time.process_time() - t0
-        marked = dump_tune(path, subtune=subtune, seconds=n_frames / 50.1245 + 0.01)
+        marked = dump_tune(path, subtune=subtune, seconds=n_frames / PAL_FRAME_RATE_HZ + 0.01)
     except Exception as e:  # report, do not stop the survey
         return dict(rec, result="our_error", reason=f"{type(e).__name__}: {e}")
     a = ours.regs[:n_frames]  # (N, 25)
@@ -116,7 +117,7 @@ def resampled_match(ours: np.ndarray, grid: np.ndarray, play_hz: float, slack: i
     A CIA tune dumped right is the oracle's sequence sampled at our rate: the best c0
     finds (nearly) every frame within +-`slack` calls.
     """
-    ratio = play_hz / 50.1245
+    ratio = play_hz / PAL_FRAME_RATE_HZ
     best = None
     for c0 in range(0, int(np.ceil(ratio)) + 2):
         hits = total = 0
@@ -137,7 +138,7 @@ def _reason(rec: dict, shifts: list, n_ours: int, n_oracle: int, want: int, hint
     if rec.get("speed") == "cia":
         return (f"CIA timer: we call play at {rec['play_hz']:.2f} Hz, the oracle once per frame"
                 + (" (same rate: phase of the timer IRQ within the frame)"
-                   if abs(rec["play_hz"] - 50.125) < 0.2 else ""))
+                   if abs(rec["play_hz"] - PAL_FRAME_RATE_HZ) < 0.2 else ""))
     if shifts:
         return f"identical when shifted by {shifts[0]} frame(s): frame alignment"
     parts = []

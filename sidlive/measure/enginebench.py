@@ -29,9 +29,10 @@ from engine.sidm import write_sidm
 from sidlive.measure.registry import benchmark
 from sidlive.paths import DEFAULT_MODEL, REPO_ROOT
 from training.config import resolve
+from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
 
 DEFAULT_TOML = REPO_ROOT / "training" / "configs" / "default.toml"
-FRAME_RATE_HZ = 50.1245
+FRAME_RATE_HZ = PAL_FRAME_RATE_HZ
 
 
 def random_model(path: str | Path, cfg: ModelConfig | None = None, seed: int = 0) -> Path:
@@ -59,11 +60,11 @@ def random_model(path: str | Path, cfg: ModelConfig | None = None, seed: int = 0
 def _walk(n: int, p_change: float, seed: int = 1) -> np.ndarray:
     """A random frame sequence where each register changes with probability p_change."""
     rng = np.random.default_rng(seed)
-    fr = np.zeros((n, 25), np.uint8)
-    fr[0] = rng.integers(0, 256, 25)
+    fr = np.zeros((n, NUM_REGS), np.uint8)
+    fr[0] = rng.integers(0, 256, NUM_REGS)
     for t in range(1, n):
         fr[t] = fr[t - 1]
-        ch = rng.random(25) < p_change
+        ch = rng.random(NUM_REGS) < p_change
         fr[t, ch] = (fr[t, ch] + rng.integers(1, 256, ch.sum())) % 256  # a changed register really changes
     return fr
 
@@ -79,7 +80,7 @@ def time_engine(model_path, frames: int = 1000, seed: int = 7391738265) -> dict:
     prompt = _walk(W + 16, 0.2)
     g.prime(prompt)
     g.generate(8)  # window full from here on
-    out = np.empty((1, 25), np.uint8)
+    out = np.empty((1, NUM_REGS), np.uint8)
     times, cpu, events = np.empty(frames), np.empty(frames), np.empty(frames)
     prev = g.last_frames(1)[0].copy()
     for i in range(frames):
@@ -113,7 +114,7 @@ def time_engine(model_path, frames: int = 1000, seed: int = 7391738265) -> dict:
             "batched_frames_per_s": round(batched, 1), "batched_cpu_frames_per_s": round(batched_cpu, 1),
             "events_per_frame": round(float(events.mean()), 2),
             "worst_case_frames_per_s": round(worst_fps, 1), "worst_case_cpu_frames_per_s": round(worst_cpu, 1),
-            "worst_case_events_per_frame": 25,
+            "worst_case_events_per_frame": NUM_REGS,
             "rollback10_ms_p50": _pct(rb, 50), "rollback10_ms_max": round(max(rb) * 1e3, 3),
             "rollback10_cpu_ms_p50": _pct(rb_cpu, 50)}
 

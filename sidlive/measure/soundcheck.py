@@ -43,6 +43,7 @@ from sidlive.c64.dump import dump_tune
 from sidlive.c64.machine import run_psid
 from sidlive.c64.psid import load_psid
 from sidlive.paths import hvsc_root
+from sidlive.frames import PAL_CLOCK_HZ
 
 TARGET_CORRELATION = 0.9
 
@@ -109,7 +110,7 @@ def envelope_correlation(a: np.ndarray, b: np.ndarray, rate_hz: int, window_ms: 
 
 
 @lru_cache(maxsize=None)
-def resid_rate_ratio(rate_hz: int = 48_000, clock_hz: int = 985_248, sampling: str = "resample") -> float:
+def resid_rate_ratio(rate_hz: int = 48_000, clock_hz: int = PAL_CLOCK_HZ, sampling: str = "resample") -> float:
     """Samples reSIDfp really makes per sample asked for (1.000218 for RESAMPLE at 48 kHz):
     counted over 20 s of clock on a fresh pyresidfp, the same engine sidplayfp runs."""
     method = SamplingMethod.RESAMPLE if sampling == "resample" else SamplingMethod.DECIMATE

@@ -8,8 +8,8 @@ import re
 import mido
 import pytest
 
-from sidlive.control.keyvoice import (KeyboardConfig, KeyboardConfigError, KeyVoice, NoteEvent, frames_for,
-                                      note_event, note_to_freq_reg)
+from sidlive.control.keyvoice import KeyboardConfig, KeyboardConfigError, KeyVoice, NoteEvent, frames_for, note_event
+from sidlive.frames import freq_reg_to_note, note_to_freq_reg
 from sidlive.control.maps import ControllerMapError, MidiMapper, dump_map, parse_map
 from sidlive.control.osc import OscError, message_to_event
 
@@ -20,6 +20,8 @@ def test_note_to_pal_frequency_register():
     assert note_to_freq_reg(69) == round(440 * 2 ** 24 / 985_248) == 7493
     assert note_to_freq_reg(57) == round(220 * 2 ** 24 / 985_248)
     assert note_to_freq_reg(127) == 0xFFFF        # clamped: above the SID's 3.9 kHz top
+    assert abs(freq_reg_to_note(note_to_freq_reg(60)) - 60) < 0.01 and freq_reg_to_note(0) == float("-inf")
+    assert list(note_to_freq_reg([57, 69])) == [note_to_freq_reg(57), 7493]
     assert note_to_freq_reg(0) == round(8.1758 * 2 ** 24 / 985_248)
 
 

@@ -1,0 +1,34 @@
+"""Any tune or frames file to register frames, in one place: a .sid (dumped on the 6510
+emulator), a GoatTracker .sng (played by pygoattracker) or a frames file (.regs, .txt)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sidlive.c64.dump import dump_tune
+from sidlive.c64.goattracker import goattracker_frames
+from sidlive.frames import Frames, load
+
+TUNE_EXTS = (".sid", ".sng")
+FRAMES_EXTS = (".regs", ".txt")
+INPUT_EXTS = TUNE_EXTS + FRAMES_EXTS
+
+
+def load_tune(path: str | Path, seconds: float | None = None, subtune: int | None = None) -> Frames:
+    """The frames of `path`, at most `seconds` of them (a .sid without `seconds`: its
+    Songlengths entry, else the dumper's default); `subtune` (1-based) for .sid and .sng."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in INPUT_EXTS:
+        raise ValueError(f"{path}: extension {ext!r} is not one of {', '.join(INPUT_EXTS)}")
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"seconds must be > 0; got {seconds!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if ext == ".sid":
+        return dump_tune(path, subtune=subtune, seconds=seconds)
+    if ext == ".sng":
+        return goattracker_frames(path, seconds, subtune=(subtune or 1) - 1)
+    if subtune is not None:
+        raise ValueError(f"{path}: --subtune applies to .sid and .sng input only")
+    frames = load(path)
+    return frames if seconds is None else frames.slice(0, max(1, int(round(seconds * frames.frame_rate_hz))))
