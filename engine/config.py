@@ -56,6 +56,7 @@ class ModelConfig:
             raise ValueError(f"context_frames must be >= 1, got {self.context_frames}")
 
     def to_dict(self) -> dict:
+        """The config as a JSON-ready dict (tuples as lists)."""
         d = dataclasses.asdict(self)
         d["write_order"] = list(self.write_order)
         d["composers"] = list(self.composers)
@@ -63,6 +64,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """Rebuild a config from to_dict's output; ValueError on unknown keys."""
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - allowed
         if unknown:

@@ -2,7 +2,6 @@
 
 Each is one nogil Numba call for any number of frames, so a generator thread spends its
 time outside the GIL. State arrays (owned by engine/generator.py's Generator):
-
   kc, vc   float32 (Lg, H, hd, cap) global K/V ring, transposed; position p in column p % cap
   hist     uint8 (cap, 25)         the timeline's frames; frame t lives in row t % cap
   lk, lv   float32 (Ll, H, hd, 26)  the local decoder's K/V (transposed) for the frame being written

@@ -52,6 +52,7 @@ DEFAULT_MAX_ROLLBACK = 256
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """Raise ValueError unless temperature, top_k and top_p are in their allowed ranges."""
     if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
         raise ValueError(f"temperature must be 0 (greedy) or in {MIN_TEMPERATURE}..{MAX_TEMPERATURE}, got {temperature}")
     if not (isinstance(top_k, (int, np.integer)) and 0 <= top_k <= 256):
@@ -146,6 +147,7 @@ class Generator:
             self._pending["seed"] = int(seed) & ((1 << 64) - 1)
 
     def composer_index(self, composer: str | int | None) -> int:
+        """Composer index for a name or an index (ValueError if out of range); unknown names give 0."""
         if isinstance(composer, (int, np.integer)) and not isinstance(composer, bool):
             if not 0 <= composer < len(self.cfg.composers):
                 raise ValueError(f"composer index must be in 0..{len(self.cfg.composers) - 1}, got {composer}")

@@ -33,6 +33,7 @@ def cache_dir() -> Path | None:
 
 
 def sources_hash() -> str:
+    """SHA-256 hex digest over the names and contents of every kernel source file."""
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for name in KERNEL_SOURCES:

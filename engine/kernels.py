@@ -39,6 +39,7 @@ SI_ROWS = 2
 
 
 def scratch_width(dims: np.ndarray) -> int:
+    """Width of the float32 scratch rows: the widest of the network's sizes, at least 32."""
     return int(max(dims[D_DG], dims[D_DL], dims[D_FG], dims[D_FL], dims[D_DR], dims[D_W], dims[D_V], 32))
 
 
@@ -109,6 +110,7 @@ def rmsnorm(x, WF, lay, e, eps, y):
 
 @njit(cache=True, nogil=True)
 def silu(x):
+    """SiLU in place: x * sigmoid(x) for each element."""
     for j in range(x.shape[0]):
         x[j] = x[j] / (np.float32(1.0) + np.exp(-x[j]))
 
@@ -261,6 +263,7 @@ def local_push(W8, WF, lay, dims, fpar, lk, lv, sc, tok, j):
 
 @njit(cache=True, nogil=True)
 def log_sigmoid(x):
+    """log(sigmoid(x)), computed without overflow for either sign of x."""
     if x >= 0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))

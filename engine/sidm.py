@@ -38,12 +38,14 @@ class SidmFormatError(ValueError):
 
 @dataclasses.dataclass
 class SidmTensor:
+    """One tensor as stored in a .sidm file: dtype code, shape, data and (int8 only) per-row scales."""
     dtype: int
     shape: tuple
     data: np.ndarray                 # float32 or int8, shape (rows, cols)
     scales: np.ndarray | None = None  # float32 (rows,), int8 only
 
     def dequantize(self) -> np.ndarray:
+        """The tensor as float32 in its own shape (a copy; int8 rows times their scales)."""
         if self.dtype == DT_F32:
             return self.data.reshape(self.shape).copy()
         return (self.data.astype(np.float32) * self.scales[:, None]).reshape(self.shape)
@@ -51,12 +53,14 @@ class SidmTensor:
 
 @dataclasses.dataclass
 class SidmFile:
+    """A read .sidm file: its path, config and meta JSON, and tensors by name."""
     path: str
     config: dict
     meta: dict
     tensors: dict[str, SidmTensor]
 
     def dequantized(self) -> dict[str, np.ndarray]:
+        """Every tensor dequantized to float32, by name."""
         return {k: t.dequantize() for k, t in self.tensors.items()}
 
 

@@ -3,7 +3,6 @@
 `load_model(path)` reads the file with engine/sidm.py (numpy only, no PyTorch), runs the
 engine's own checks on top of that reader's (every 2-D tensor int8 with one positive finite
 scale per row, every 1-D tensor float32 and finite, a config the engine can run), and packs:
-
   W8   int8 (total,)      every int8 matrix, row-major, one after the other
   WF   float32 (total,)   every int8 matrix's per-row scales and every float32 vector
   lay  int64 (E, 4)       per tensor: [offset of data, rows, cols, offset of scales or -1]
@@ -46,6 +45,7 @@ F_EPS, F_THETA = 0, 1
 
 @dataclasses.dataclass
 class EngineModel:
+    """A loaded model packed for the kernels: config, meta, W8 / WF blobs, layout, float params, write order."""
     path: str
     cfg: ModelConfig
     meta: dict
@@ -57,6 +57,7 @@ class EngineModel:
 
     @property
     def n_bytes(self) -> int:
+        """Size of the weight blobs (W8 plus WF) in bytes."""
         return int(self.W8.nbytes + self.WF.nbytes)
 
     def dims(self, max_rollback_frames: int) -> np.ndarray:

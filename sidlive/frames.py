@@ -129,9 +129,11 @@ class Frames:
 
     @property
     def seconds(self) -> float:
+        """Length in seconds at frame_rate_hz."""
         return len(self) / self.frame_rate_hz
 
     def meta(self) -> dict:
+        """The metadata a .regs file stores as JSON (clock, chip, rate, text fields, extra)."""
         return {
             "clock": self.clock, "chip": self.chip, "frame_rate_hz": self.frame_rate_hz,
             "title": self.title, "author": self.author, "source": self.source,
@@ -139,6 +141,7 @@ class Frames:
         }
 
     def slice(self, start: int, stop: int) -> "Frames":
+        """Frames start..stop as a new Frames (copied regs and extra, same metadata)."""
         return dataclasses.replace(self, regs=self.regs[start:stop].copy(), extra=dict(self.extra))
 
 
@@ -151,6 +154,7 @@ def canonicalize(regs: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- .regs
 
 def save_regs(frames: Frames, path: str | Path) -> None:
+    """Write frames as a .regs file (header, JSON metadata, raw rows)."""
     meta = json.dumps(frames.meta(), ensure_ascii=False).encode("utf-8")
     header = _REGS_HEADER.pack(REGS_MAGIC, REGS_VERSION, 0, len(frames), len(meta))
     data = np.ascontiguousarray(frames.regs, dtype=np.uint8).tobytes()
@@ -158,6 +162,7 @@ def save_regs(frames: Frames, path: str | Path) -> None:
 
 
 def load_regs(path: str | Path) -> Frames:
+    """Read a .regs file; FramesFormatError names the offset or field that is wrong."""
     path = Path(path)
     blob = path.read_bytes()
     if len(blob) < _REGS_HEADER.size:
@@ -202,6 +207,7 @@ TXT_END = "<end>"
 
 
 def save_txt(frames: Frames, path: str | Path) -> None:
+    """Write frames as a .txt file: one line of 25 hex bytes per frame, then the end marker."""
     lines = ["".join(f"{b:02X}" for b in row) for row in frames.regs]
     lines.append(TXT_END)
     Path(path).write_text("\n".join(lines) + "\n", encoding="ascii")
@@ -248,6 +254,7 @@ def load(path: str | Path) -> Frames:
 
 
 def save(frames: Frames, path: str | Path) -> None:
+    """Write frames as .regs or .txt by the path's extension; FramesFormatError for any other."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".regs":

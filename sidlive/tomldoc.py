@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def read_text(path: str | Path, error_cls: type[Exception] = ValueError) -> str:
+    """A file's UTF-8 text; error_cls naming the byte offset when it is not UTF-8."""
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8")
@@ -39,6 +40,7 @@ class Locator:
         self.error_cls = error_cls
 
     def line_of(self, table: str | None, index: int | None, key: str | None) -> int:
+        """Line of key in table (index: which [[table]]; None: a single [table]), else of the table's header."""
         count = -1
         inside = table is None
         header_line = 1
@@ -60,6 +62,7 @@ class Locator:
         return header_line
 
     def error(self, table, index, key, problem: str) -> Exception:
+        """An error_cls "FILE: line N: table[i].key: problem" for that field."""
         line = self.line_of(table, index, key)
         field = (f"{table}[{index}]" if index is not None else table) if table else ""
         if key:

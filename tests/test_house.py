@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,9 @@ def test_code_speaks_of_the_project_not_the_tracker(pattern):
     hits = [f"{p.relative_to(ROOT)}:{i}" for p in sources() + sorted((ROOT / "tests").rglob("*.py"))
             for i, line in enumerate(p.read_text(encoding="utf-8").split("\n"), 1) if rx.search(line)]
     assert not hits, "\n".join(hits)
+
+
+def test_pyproject_lists_every_package():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {module_name(p) for p in sources() if p.name == "__init__.py"}
+    assert found <= listed and listed - found == {"sidlive.presets", "training.configs"}, (found ^ listed)

@@ -23,6 +23,7 @@ from training.dataset import FrameStore, load_index, split
 
 
 class ChangeModel:
+    """The baseline: per-register change probabilities (25,) and changed-to value histograms (25, 256)."""
     def __init__(self, change_p: np.ndarray, hist: np.ndarray):
         self.change_p = np.asarray(change_p, np.float64)  # (25,)
         self.hist = np.asarray(hist, np.float64)          # (25, 256), rows sum to 1
@@ -67,10 +68,12 @@ class ChangeModel:
         return np.log2(p)
 
     def save(self, path: str | Path) -> None:
+        """Write change_p and hist to an .npz file."""
         np.savez(path, change_p=self.change_p, hist=self.hist)
 
     @classmethod
     def load(cls, path: str | Path) -> "ChangeModel":
+        """Read a model saved by save(); ValueError when the file is not one."""
         try:
             z = np.load(path)
             return cls(z["change_p"], z["hist"])
@@ -78,17 +81,21 @@ class ChangeModel:
             raise ValueError(f"{path}: not a change-model .npz with change_p (25,) and hist (25, 256): {e}") from None
 
     def to_dict(self) -> dict:
+        """The model as JSON-ready lists (stored in checkpoints and .sidm metadata)."""
         return {"change_p": self.change_p.tolist(), "hist": self.hist.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChangeModel":
+        """Rebuild a model from to_dict's output."""
         return cls(np.array(d["change_p"]), np.array(d["hist"]))
 
     def mean_changes_per_frame(self) -> float:
+        """Expected number of registers that change per frame."""
         return float(self.change_p.sum())
 
 
 def fit_dataset(data_dir: str | Path, val_permille: int, seed: int, max_tunes: int = 0) -> ChangeModel:
+    """Fit the change model on a dataset's training split (max_tunes: only the first N tunes; 0 = all)."""
     train, _ = split(load_index(data_dir), val_permille, seed)
     if max_tunes:
         train = train[:max_tunes]
@@ -97,6 +104,7 @@ def fit_dataset(data_dir: str | Path, val_permille: int, seed: int, max_tunes: i
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: fit on DATA_DIR's training split and write the .npz; returns 0."""
     ap = argparse.ArgumentParser(prog="python -m training.baseline", description=__doc__.split("\n")[0])
     ap.add_argument("data_dir")
     ap.add_argument("-o", "--output", required=True, help="output .npz")

@@ -54,6 +54,7 @@ def _fields(cls) -> dict[str, dataclasses.Field]:
 
 
 def allowed_keys() -> list[str]:
+    """Every config key (ModelConfig and TrainConfig fields), sorted."""
     return sorted(set(_fields(ModelConfig)) | set(_fields(TrainConfig)))
 
 

@@ -34,6 +34,7 @@ class DatasetError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Tune:
+    """One usable (tune, subtune) of the index: md5, subtune, composer key, shard, offset, frames, title."""
     md5: str
     subtune: int
     composer: str
@@ -98,6 +99,7 @@ class FrameStore:
         self._shards: dict[str, np.ndarray] = {}
 
     def shard(self, name: str) -> np.ndarray:
+        """The named shard, memory-mapped on first use; DatasetError unless it is uint8 (rows, 25)."""
         if name not in self._shards:
             path = self.data_dir / name
             try:
@@ -125,6 +127,7 @@ def is_validation(md5: str, val_permille: int, seed: int) -> bool:
 
 
 def split(tunes: list[Tune], val_permille: int, seed: int) -> tuple[list[Tune], list[Tune]]:
+    """(training tunes, validation tunes): held back by md5 hash, val_permille per 1000."""
     train = [t for t in tunes if not is_validation(t.md5, val_permille, seed)]
     val = [t for t in tunes if is_validation(t.md5, val_permille, seed)]
     return train, val
@@ -181,6 +184,7 @@ def transpose(win: np.ndarray, semitones: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Batch:
+    """A training batch: windows of T+1 frames, the target mask and the composer indices."""
     frames: np.ndarray    # (B, T+1, 25) uint8
     mask: np.ndarray      # (B, T) bool: target frame t+1 is real
     composer: np.ndarray  # (B,) int64 composer index
@@ -212,6 +216,7 @@ class WindowSampler:
         return win, mask
 
     def sample(self, rng: np.random.Generator, batch: int) -> Batch:
+        """A batch of windows, with voice rotation, transposition and composer dropout as configured."""
         frames = np.zeros((batch, self.T + 1, NUM_REGS), np.uint8)
         mask = np.zeros((batch, self.T), bool)
         comp = np.zeros(batch, np.int64)

@@ -30,6 +30,7 @@ from training.sample import generate, incremental_logprobs
 
 
 def export(ckpt_path: str | Path, out_path: str | Path, log=print) -> list[dict]:
+    """Export a training checkpoint to .sidm, with its training figures in the metadata; per-tensor report."""
     model, ckpt = load_checkpoint(ckpt_path)
     meta = {"source": Path(ckpt_path).name, "step": ckpt.get("step"), "frames_seen": ckpt.get("frames_seen"),
             "val_bits_per_frame": ckpt.get("val_bits"), "params": ckpt.get("params")}
@@ -39,6 +40,7 @@ def export(ckpt_path: str | Path, out_path: str | Path, log=print) -> list[dict]
 
 
 def export_model(model, out_path: str | Path, meta: dict | None = None, log=print) -> list[dict]:
+    """Write a model as .sidm (2-D tensors int8 per row, the rest float32); per-tensor error report."""
     arrays = model.export_state()
     quantize = {k for k, a in arrays.items() if a.ndim == 2}
     report = write_sidm(out_path, model.cfg.to_dict(), arrays, quantize, meta)
@@ -70,12 +72,14 @@ GOLDEN_FRAMES = 24  # prompt + 24 > context 16: exercises the sliding window
 
 
 def golden_prompt() -> np.ndarray:
+    """The golden fixture's prompt: seeded random frames, canonicalized."""
     rng = np.random.default_rng(GOLDEN_SEED)
     p = rng.integers(0, 256, size=(GOLDEN_PROMPT_FRAMES, 25)).astype(np.uint8)
     return canonicalize(p)
 
 
 def fixture_model():
+    """The golden fixture's small model, freshly initialized from the fixed seed."""
 
     torch.manual_seed(GOLDEN_SEED % (1 << 31))
     return SidModel(ModelConfig(**GOLDEN_CONFIG))
@@ -113,6 +117,7 @@ def write_golden(out_dir: str | Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: export a checkpoint, or write the golden fixture; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m training.export", description="Export a checkpoint to .sidm.")
     ap.add_argument("ckpt", nargs="?", help="training checkpoint (.pt)")
     ap.add_argument("-o", "--output", help="output .sidm path")

@@ -41,10 +41,12 @@ class EngineScorer:
         self.cfg = self.gen.cfg
 
     def composer_known(self, name: str) -> bool:
+        """True when the model conditions on this composer (or it means "any")."""
         key = normalize_composer(name)
         return key == ANY_COMPOSER or any(c.lower() == key.lower() for c in self.cfg.composers)
 
     def logprobs(self, regs: np.ndarray, composer: str | int | None = None) -> np.ndarray:
+        """log2-probs (N, 25) of regs, teacher-forced through the engine from an all-zero frame."""
         g = self.gen
         g.reset()
         g.set_sampling(composer=composer)
@@ -79,6 +81,7 @@ def int8_cost(ckpt_path: str | Path, paths: list, composer: str | None = None, m
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: print int8_cost's figures as JSON; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m training.int8cost", description=__doc__.splitlines()[0])
     ap.add_argument("ckpt", help="training checkpoint (.pt)")
     ap.add_argument("files", nargs="+", help="validation frames files (.regs/.txt) or .sid tunes")

@@ -45,6 +45,7 @@ def bassline_events(n_frames: int, riff=RIFF, step: int = STEP_FRAMES, hold: int
 
 def run_jam(model_path, n: int = 10, seconds: float = 30.0, voice: int = 1, temperature: float | None = None,
             seed: int = 2000, prompt_seconds: float = 3.0) -> dict:
+    """Census of the other voices, free vs with one voice forced to a played bassline, from the shipped loops."""
     g = Generator(model_path, log=None)
     g.set_sampling(temperature=PARAMS["temperature"].default if temperature is None else temperature)
     n_frames = int(round(seconds * PAL_FRAME_RATE_HZ))
@@ -91,6 +92,7 @@ def run_jam(model_path, n: int = 10, seconds: float = 30.0, voice: int = 1, temp
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: run the jam check and print the figures (or JSON); returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m training.jam", description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("--n", type=int, default=10, help="generations of each kind")

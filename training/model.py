@@ -44,6 +44,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x normalized by its root mean square over the last axis, times weight."""
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
@@ -62,6 +63,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class Block(nn.Module):
+    """A pre-norm transformer block: RMSNorm, rotary multi-head attention, RMSNorm, SiLU MLP."""
     def __init__(self, d: int, n_heads: int, mult: int, eps: float):
         super().__init__()
         self.n_heads = n_heads
@@ -75,6 +77,7 @@ class Block(nn.Module):
         self.w_down = nn.Linear(mult * d, d, bias=False)
 
     def qkv(self, x: torch.Tensor, cos=None, sin=None):
+        """Queries, keys and values (B, H, L, hd) of x after the attention norm, rotary applied if cos is given."""
         B, L, d = x.shape
         hd = d // self.n_heads
         h = self.attn_norm(x)
@@ -90,11 +93,13 @@ class Block(nn.Module):
         return x + self.w_down(F.silu(self.w_up(self.mlp_norm(x))))
 
     def forward(self, x: torch.Tensor, cos=None, sin=None) -> torch.Tensor:
+        """The block over x (B, L, d) with causal attention."""
         q, k, v = self.qkv(x, cos, sin)
         return self.finish(x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
 class SidModel(nn.Module):
+    """The sidlive network: global transformer over frames, local change-event decoder over registers."""
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -230,6 +235,7 @@ class SidModel(nn.Module):
         return {k: out[k] for k in want}
 
     def load_export_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Load parameters from float arrays keyed by their param_shapes names."""
         sd = {key: torch.from_numpy(np.ascontiguousarray(arrays[export_name(key)], dtype=np.float32))
               for key in self.state_dict()}
         self.load_state_dict(sd)

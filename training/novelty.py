@@ -173,6 +173,7 @@ class NoveltyIndex:
     @classmethod
     def from_tunes(cls, shards: dict[str, np.ndarray], entries: list[dict],
                    window_frames: int = WINDOW_FRAMES) -> "NoveltyIndex":
+        """Build the index of every window_frames-frame window of the given training tunes."""
         if window_frames < 1:
             raise ValueError(f"window_frames must be >= 1, got {window_frames}")
         entries = list(entries)
@@ -217,6 +218,7 @@ class NoveltyIndex:
 
     # -- persistence (the hash table only; shards are re-opened from DATA_DIR)
     def save(self, path: str | Path) -> None:
+        """Write the hashes, positions and entries to an .npz file."""
         meta = json.dumps({"window_frames": self.window_frames,
                            "entries": [{k: e[k] for k in ("path", "shard", "offset", "frames")}
                                        for e in self.entries]})
@@ -225,6 +227,7 @@ class NoveltyIndex:
 
     @classmethod
     def load(cls, path: str | Path, data_dir: str | Path) -> "NoveltyIndex":
+        """Read an index written by save(), opening its shards under data_dir."""
         with np.load(path) as z:
             meta = json.loads(str(z["meta"]))
             hashes, positions = z["hashes"], z["positions"]

@@ -48,6 +48,7 @@ _TRAIN = TrainConfig()
 
 
 class Generate(Protocol):
+    """The generator protocol: (prompt, n_frames, seed, temperature, composer) -> (n_frames, 25) uint8."""
     def __call__(self, prompt_regs: np.ndarray, n_frames: int, seed: int,
                  temperature: float | None, composer: str | None) -> np.ndarray: ...
 
@@ -282,6 +283,7 @@ def _jsonable(x):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `python -m training.quality`."""
     p = argparse.ArgumentParser(prog="python -m training.quality", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="model file: .sidm export or .pt checkpoint")
     p.add_argument("--data", default=None,
@@ -309,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: generate, measure and report; returns 0 when every target is met, 1 if not, 2 on bad input."""
     a = build_parser().parse_args(argv)
     gen = load_generator(a.model, top_k=a.top_k, top_p=a.top_p, backend=a.backend)
     tc = gen.train_config or {}

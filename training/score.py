@@ -36,10 +36,12 @@ class TorchScorer:
         self.cfg = model.cfg
 
     def composer_known(self, name: str) -> bool:
+        """True when the model conditions on this composer (or it means "any")."""
         key = normalize_composer(name)
         return key == ANY_COMPOSER or any(c.lower() == key.lower() for c in self.cfg.composers)
 
     def logprobs(self, regs: np.ndarray, composer: str | None = None) -> np.ndarray:
+        """log2-probs (N, 25) of regs over overlapping context windows, an all-zero frame before the first."""
         regs = np.asarray(regs, np.uint8)
         n = len(regs)
         seq = torch.as_tensor(np.concatenate([np.zeros((1, NUM_REGS), np.uint8), regs]).astype(np.int64))
@@ -59,6 +61,7 @@ class TorchScorer:
 
 
 def load_scorer(path: str | Path) -> tuple[TorchScorer, ChangeModel | None]:
+    """(scorer, the baseline stored with it or None) for a .sidm or a training checkpoint."""
     path = Path(path)
     if path.suffix == ".sidm":
         meta = load_sidm(path).meta
@@ -108,6 +111,7 @@ def score_files(scorers: dict, paths: list, composer: str | None = None, sid_sec
 
 
 def format_table(report: dict) -> str:
+    """A score report as tables: bits per frame per file and per register."""
     names = list(report["mean"]["bits_per_frame"])
     w = max([len(Path(f["path"]).name) for f in report["files"]] + [20])
     head = f"{'file':<{w}} {'frames':>7} " + " ".join(f"{n:>9}" for n in names) + "   (bits/frame)"
@@ -126,6 +130,7 @@ def format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive score`: score files under the model and the baseline; returns the exit status."""
     ap = argparse.ArgumentParser(prog="sidlive score", description="Bits per frame of tunes under a model.")
     ap.add_argument("model", help="checkpoint (.pt) or .sidm")
     ap.add_argument("files", nargs="+", help="frames files (.regs, .txt) or .sid tunes")

@@ -27,6 +27,7 @@ def _attend(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
 
 
 class TorchGenerator:
+    """Generates frames with a SidModel in eager PyTorch: KV caches preallocated, batch 1."""
     def __init__(self, model: SidModel, seed: int = 0, temperature: float = 1.0, composer: int = 0):
         self.model = model.eval()
         c = self.cfg = model.cfg
@@ -45,6 +46,7 @@ class TorchGenerator:
 
     @classmethod
     def from_sidm(cls, path, **kw) -> "TorchGenerator":
+        """A generator over the dequantized weights of a .sidm file."""
         return cls(model_from_sidm(path), **kw)
 
     @torch.inference_mode()
@@ -98,12 +100,14 @@ class TorchGenerator:
         return out
 
     def prime(self, frames: np.ndarray) -> None:
+        """Feed prompt frames; the last is held back as the input of the next generated frame."""
         for f in np.asarray(frames, np.uint8):
             if self.pending is not None:
                 self._global(self.pending)
             self.pending = f.copy()
 
     def generate(self, n: int) -> np.ndarray:
+        """Generate n frames (from an all-zero frame when not primed); (n, 25) uint8."""
         if self.pending is None:
             self.prime(np.zeros((1, self.cfg.n_regs), np.uint8))
         out = np.zeros((n, self.cfg.n_regs), np.uint8)

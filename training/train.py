@@ -37,16 +37,19 @@ CKPT_FORMAT = "sidlive-ckpt"
 
 @dataclasses.dataclass
 class Dist:
+    """This process's place in a distributed run: rank, world size and local rank."""
     rank: int = 0
     world: int = 1
     local_rank: int = 0
 
     @property
     def main(self) -> bool:
+        """True on rank 0 (the process that logs and writes checkpoints)."""
         return self.rank == 0
 
 
 def setup_dist(device_kind: str) -> Dist:
+    """Join the process group when WORLD_SIZE > 1 (nccl on CUDA, else gloo); one process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
@@ -55,6 +58,7 @@ def setup_dist(device_kind: str) -> Dist:
 
 
 def pick_device(name: str, d: Dist) -> torch.device:
+    """The torch device for auto / cpu / cuda (this rank's GPU); ValueError when cuda is missing."""
     if name not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
@@ -66,6 +70,7 @@ def pick_device(name: str, d: Dist) -> torch.device:
 
 
 def lr_at(step: int, t: TrainConfig) -> float:
+    """Learning rate at step: linear warmup, then cosine decay to min_lr_frac of lr."""
     if step < t.warmup_steps:
         return t.lr * (step + 1) / t.warmup_steps
     frac = min(1.0, (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps))
@@ -73,6 +78,7 @@ def lr_at(step: int, t: TrainConfig) -> float:
 
 
 def make_optimizer(model: SidModel, t: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the matrices only (not embeddings, norms or vectors)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         is_matrix = p.ndim == 2 and not name.endswith("_emb.weight")
@@ -94,6 +100,7 @@ def batch_bits(model, b: Batch, device: torch.device, bf16: bool) -> tuple[torch
 
 @torch.no_grad()
 def evaluate(model: SidModel, val: Batch, batch: int, device: torch.device, bf16: bool) -> float:
+    """Mean bits per real target frame of the model over the validation windows."""
     model.eval()
     total, n = 0.0, 0
     for i in range(0, len(val.frames), batch):
@@ -105,6 +112,7 @@ def evaluate(model: SidModel, val: Batch, batch: int, device: torch.device, bf16
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    """Save state with torch.save to a temporary file, then rename it over path."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -279,6 +287,7 @@ def _baseline_bits(baseline: ChangeModel, val: Batch) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: resolve the config and train; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m training.train", description="Train the sidlive model.",
                                  epilog="Any config key may be given as --key value (see training/config.py).")
     ap.add_argument("--config", help="TOML config file")

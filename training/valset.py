@@ -34,6 +34,7 @@ def train_config_of(run: Path) -> dict:
 
 
 def write_valset(run: Path, out_dir: Path, n: int = 100, seconds: float = 60.0, seed: int = 0) -> list[Path]:
+    """Write up to n of a run's validation tunes as .regs files (and valset.json); returns their paths."""
     cfg = train_config_of(run)
     data_dir = Path(cfg["data_dir"])
     tunes = load_index(data_dir)
@@ -63,6 +64,7 @@ def write_valset(run: Path, out_dir: Path, n: int = 100, seconds: float = 60.0, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: write the validation set; returns 0."""
     ap = argparse.ArgumentParser(prog="python -m training.valset", description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="run directory (or a checkpoint inside it)")
     ap.add_argument("out_dir", type=Path)

@@ -46,11 +46,13 @@ class FxError(ValueError):
 
 
 def param_name(kind: str, key: str) -> str:
+    """Live control name of an effect parameter: fx_<type>_<param>."""
     return f"fx_{kind}_{key}"
 
 
 @dataclasses.dataclass(frozen=True)
 class FxChain:
+    """An effects preset: its name, the effects in order with their starting values, and its source."""
     name: str
     effects: tuple[tuple[str, dict[str, float]], ...]   # (type, {param: value}) in order
     source: str = ""
@@ -61,10 +63,12 @@ class FxChain:
 
 
 def load_chain(path: str | Path) -> FxChain:
+    """Read and check an effects preset file; FxError names the problem."""
     return parse_chain(read_text(path, FxError), str(path))
 
 
 def parse_chain(text: str, source: str = "<string>") -> FxChain:
+    """Parse and check an effects preset's TOML text (defaults filled in); FxError names the problem."""
     doc, where = parse_toml(text, source, FxError)
 
     def err(i, key, problem):
@@ -102,6 +106,7 @@ def parse_chain(text: str, source: str = "<string>") -> FxChain:
 
 
 def preset_paths() -> list[Path]:
+    """The shipped effects presets (presets/fx/*.toml), sorted."""
     return sorted(FX_DIR.glob("*.toml"))
 
 
@@ -220,7 +225,6 @@ class FxHost:
     once the stream has stopped; twice is safe."""
 
     def __init__(self, chain: FxChain, rate_hz: int = 48_000, block_frames: int = 256, bypass: bool = True):
-
         pyo = import_pyo()
         if not 16 <= block_frames <= 8192:
             raise FxError(f"effects block_frames: {block_frames} is out of range 16..8192")
@@ -273,11 +277,13 @@ class FxHost:
             self.max_s = dt
 
     def stats(self) -> dict:
+        """Chain name, block counts and processing time per block (mean and max, ms)."""
         return {"chain": self.chain.name, "blocks": self.blocks, "dry_blocks": self.dry_blocks,
                 "ms_per_block": round(self.time_s / max(self.blocks, 1) * 1e3, 4),
                 "max_ms": round(self.max_s * 1e3, 3)}
 
     def set(self, name: str, value) -> bool:
+        """Set fx_bypass or one of the chain's fx_* parameters (False: not ours)."""
         return self.graph.set(name, value)
 
     def close(self) -> None:

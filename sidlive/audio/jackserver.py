@@ -35,14 +35,17 @@ class JackError(RuntimeError):
 
 
 def jackd_path() -> str | None:
+    """Path of the jackd executable, or None when it is not installed."""
     return shutil.which("jackd")
 
 
 def server_name(name: str | None = None) -> str:
+    """The JACK server name: the given one, else $JACK_DEFAULT_SERVER, else 'default'."""
     return name or os.environ.get("JACK_DEFAULT_SERVER") or "default"
 
 
 def socket_path(name: str | None = None) -> Path:
+    """The unix socket a JACK server of that name listens on ($JACK_TMP_DIR or /dev/shm)."""
     shm = Path(os.environ.get("JACK_TMP_DIR", "/dev/shm"))
     return shm / f"jack_{server_name(name)}_{os.getuid()}_0"
 
@@ -88,7 +91,6 @@ def _die_with_parent() -> None:
     """In the child before exec: SIGTERM it when the thread that started it dies (Linux
     prctl PR_SET_PDEATHSIG), so a crashed test run leaves no jackd behind."""
     try:
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -113,6 +115,7 @@ class JackServer:
         self._saved_env: dict[str, str | None] | None = None
 
     def command(self) -> list[str]:
+        """The jackd command line (dummy driver); JackError when jackd is not installed."""
         exe = jackd_path()
         if exe is None:
             raise JackError("jackd is not installed (Debian: apt-get install jackd2)")
@@ -122,6 +125,7 @@ class JackServer:
         return cmd + ["-d", "dummy", "-r", str(self.rate_hz), "-p", str(self.period_frames)]
 
     def start(self) -> "JackServer":
+        """Start jackd and wait until it accepts connections; JackError with its log if it does not."""
         if self.proc is not None:
             return self
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
@@ -139,6 +143,7 @@ class JackServer:
         return self
 
     def log_tail(self, n_chars: int = 2000) -> str:
+        """The last n_chars of jackd's output ("" before start)."""
         if self._log is None:
             return ""
         self._log.seek(0)
@@ -172,6 +177,7 @@ class JackServer:
             rescan_portaudio()
 
     def deactivate(self, rescan: bool = True) -> None:
+        """Restore the JACK environment variables activate() changed, and rescan PortAudio."""
         if self._saved_env is not None:
             for k, v in self._saved_env.items():
                 if v is None:
@@ -198,6 +204,7 @@ class JackServer:
 
     @property
     def running(self) -> bool:
+        """True while our jackd process lives and accepts connections."""
         return self.proc is not None and self.proc.poll() is None and jack_running(self.name)
 
     def __enter__(self) -> "JackServer":

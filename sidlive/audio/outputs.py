@@ -75,6 +75,7 @@ class NullOutput:
         self.error: BaseException | None = None
 
     def start(self) -> "NullOutput":
+        """Start the pacing thread."""
         self._thread = threading.Thread(target=self._run, name="sidlive-null-audio", daemon=True)
         self._thread.start()
         return self
@@ -101,9 +102,11 @@ class NullOutput:
 
     @property
     def active(self) -> bool:
+        """True while the pacing thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
+        """Stop the pacing thread (waits up to 2 s for it)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
@@ -131,17 +134,21 @@ class StreamOutput:
         self.callback(outdata, frames, time_info, status)
 
     def start(self) -> "StreamOutput":
+        """Start the stream."""
         self.stream.start()
         return self
 
     @property
     def active(self) -> bool:
+        """True while the stream runs and has not been abandoned."""
         return not self.dead and bool(self.stream.active)
 
     def abandon(self) -> None:
+        """Mark the stream dead (its server died): the callback outputs silence and stop() leaves it open."""
         self.dead = True
 
     def stop(self) -> None:
+        """Stop and close the stream, unless it was abandoned."""
         if self.dead:
             return
         self.stream.stop()

@@ -45,6 +45,7 @@ PART_SUFFIX = ".part"
 
 
 def session_paths(base: str | Path) -> dict[str, Path]:
+    """A take's file paths: .wav, .regs, .regs.part and .controls.jsonl next to base."""
     base = Path(base)
     return {"wav": base.with_name(base.name + ".wav"),
             "regs": base.with_name(base.name + ".regs"),
@@ -61,6 +62,7 @@ def regs_meta(meta: dict | None) -> bytes:
 
 
 class Recorder:
+    """Records a live session (WAV, .regs frames, control log) from rings a writer thread empties."""
     def __init__(self, base: str | Path, *, rate_hz: int = 48_000, block_frames: int = 256,
                  ring_seconds: float = 2.0, meta: dict | None = None,
                  header_interval_s: float = 0.5, poll_s: float = 0.02):
@@ -100,6 +102,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ setup
     def start(self) -> "Recorder":
+        """Create the take's files (FileExistsError if any exists) and start the writer thread."""
         if self._wav is not None:
             return self
         for key in ("wav", "regs", "regs_part", "log"):
@@ -132,6 +135,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ control thread
     def log_control(self, control: str, value: Any) -> None:
+        """Queue a control change, stamped with the audio time so far (s), for the control log."""
         self._controls.append((self.samples_in / self.rate_hz, control, value))
 
     # ------------------------------------------------------------------ writer thread
@@ -204,13 +208,16 @@ class Recorder:
     # ------------------------------------------------------------------ end
     @property
     def dropped_blocks(self) -> int:
+        """Audio blocks dropped because the writer was behind."""
         return self._audio.dropped
 
     @property
     def dropped_frames(self) -> int:
+        """Frames dropped because the writer was behind."""
         return self._frames.dropped
 
     def stats(self) -> dict[str, Any]:
+        """Seconds written, sample / frame / control counters and drop counts."""
         return {"seconds": self.samples_written / self.rate_hz, "samples_in": self.samples_in,
                 "samples_written": self.samples_written, "header_samples": self.header_samples,
                 "frames_in": self.frames_in, "frames_written": self.frames_written,

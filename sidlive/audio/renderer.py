@@ -208,6 +208,7 @@ class Renderer:
             self._sid.write(ctrl, value)
 
     def set_filter(self, enabled: bool) -> None:
+        """Switch the SID filter emulation on or off."""
         self.filter_enabled = bool(enabled)
         self._sid.enable_filter(self.filter_enabled)
 

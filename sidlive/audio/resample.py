@@ -36,12 +36,14 @@ class RateLock:
         self.reset()
 
     def reset(self) -> None:
+        """Back to the unlocked state: ratio 1, no read position, no error, no resyncs."""
         self.ratio = 1.0      # input samples per output sample
         self.pos = None       # input read position of the next output sample
         self.last_error = 0.0
         self.resyncs = 0
 
     def advance(self, in_total: int, out_count: int, boundary_frac: float) -> tuple[float, float]:
+        """(Input read position of this frame's first output sample, input step per output sample)."""
         target = in_total - self.delay - boundary_frac * self.ratio
         if self.pos is None:
             self.pos = target - out_count * self.ratio

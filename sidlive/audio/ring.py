@@ -80,6 +80,7 @@ class FrameRing:
     # ------------------------------------------------------------------ producer
     @property
     def rollback_pending(self) -> bool:
+        """True from request_rollback until rollback_done adopts the consumer's cut."""
         return self._pub_epoch != self._req[0]
 
     def space(self) -> int:

@@ -79,13 +79,16 @@ class WavWriter:
 
     @property
     def closed(self) -> bool:
+        """True once the file is closed."""
         return self._f is None
 
     @property
     def seconds(self) -> float:
+        """Audio written so far, in seconds."""
         return self.frames_written / self.rate_hz
 
     def write(self, samples: np.ndarray) -> None:
+        """Append samples (int16 or float, (N,) or (N, channels)); the header is rewritten when due."""
         if self._f is None:
             raise ValueError(f"{self.path}: write to a closed WavWriter")
         pcm = _pcm16(samples)

@@ -172,6 +172,7 @@ class DatasetWriter:
         return entries
 
     def add(self, entry: dict, regs: np.ndarray | None) -> None:
+        """Queue a tune's entry and frames (regs None: index line only); writes a shard once enough is queued."""
         if regs is None:
             self._append_index([entry])
             return
@@ -181,6 +182,7 @@ class DatasetWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write the queued frames as one shard (tmp file, fsync, rename), then append their index lines."""
         if not self.pending:
             return
         name = f"shard-{self.next_shard:06d}.npy"
@@ -280,6 +282,7 @@ def _progress(total: int, enabled: bool):
 
 def summarize(entries: list[dict], options: dict, wall_s: float, run_frames: int,
               run_cpu_s: float, run_entries: int) -> dict:
+    """The summary.json record: status counts and percentages, frame totals, this run's speed, options."""
     counts = Counter(e["status"] for e in entries)
     n = max(len(entries), 1)
     return {
@@ -298,6 +301,7 @@ def summarize(entries: list[dict], options: dict, wall_s: float, run_frames: int
 
 
 def format_summary(s: dict) -> str:
+    """The summary as a text table for the terminal."""
     lines = [f"{'status':<14}{'count':>8}{'%':>8}"]
     lines += [f"{k:<14}{v['count']:>8}{v['percent']:>8.2f}" for k, v in s["statuses"].items()]
     r = s["this_run"]

@@ -47,6 +47,7 @@ def flat_pmap() -> np.ndarray:
 
 @njit(cache=True, nogil=True, inline='always')
 def rd(a, ram, rom, pmap, io, ioram, now):
+    """Read a byte at address a through the page map (RAM, ROM or I/O)."""
     k = pmap[a >> 12]
     if k < PAGE_ROM:
         return np.int64(ram[a])
@@ -57,6 +58,7 @@ def rd(a, ram, rom, pmap, io, ioram, now):
 
 @njit(cache=True, nogil=True, inline='always')
 def wr(a, v, ram, rom, pmap, io, ioram, now):
+    """Write byte v at address a through the page map (I/O, the $00/$01 port, else RAM)."""
     k = pmap[a >> 12]
     if k == PAGE_IO:
         io_write(a, v, io, ioram, now)
@@ -68,12 +70,14 @@ def wr(a, v, ram, rom, pmap, io, ioram, now):
 
 @njit(cache=True, nogil=True)
 def push(st, ram, v):
+    """Push a byte onto the stack (page $01) and decrement SP."""
     ram[0x100 + st[ST_SP]] = v & 0xFF
     st[ST_SP] = (st[ST_SP] - 1) & 0xFF
 
 
 @njit(cache=True, nogil=True)
 def pull(st, ram):
+    """Increment SP and return the byte on top of the stack."""
     st[ST_SP] = (st[ST_SP] + 1) & 0xFF
     return np.int64(ram[0x100 + st[ST_SP]])
 

@@ -29,6 +29,7 @@ class DumpError(RuntimeError):
 
 
 def frame_rate_hz(clock: str) -> float:
+    """Frames per second for a clock: NTSC's rate for "NTSC", else PAL's."""
     return NTSC_FRAME_RATE_HZ if clock == "NTSC" else PAL_FRAME_RATE_HZ
 
 

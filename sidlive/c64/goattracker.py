@@ -34,6 +34,7 @@ class FixtureUnavailable(RuntimeError):
 
 
 def default_cache_dir() -> Path:
+    """Where built fixtures are cached: $XDG_CACHE_HOME (or ~/.cache)/sidlive/fixtures."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "sidlive" / "fixtures"
 

@@ -69,6 +69,7 @@ def port_write(a, v, ram, pmap, io):
 
 @njit(cache=True, nogil=True)
 def raster_line(io, now):
+    """The VIC-II raster line at cycle now."""
     return (now // io[V_CPL]) % io[V_LINES]
 
 
@@ -86,6 +87,7 @@ def raster_next(io, line, after):
 
 @njit(cache=True, nogil=True)
 def vic_read(r, io, ioram, now):
+    """Read VIC-II register r: raster line and IRQ registers modelled, the rest as written."""
     if r == 0x11:
         return (np.int64(ioram[0x11]) & 0x7F) | ((raster_line(io, now) >> 8) << 7)
     if r == 0x12:
@@ -105,6 +107,7 @@ def vic_read(r, io, ioram, now):
 
 @njit(cache=True, nogil=True)
 def vic_write(r, v, io, ioram, now):
+    """Write VIC-II register r; raster compare, IRQ acknowledge and mask update the IRQ state."""
     ioram[r] = v
     if r == 0x11 or r == 0x12:
         cmp = ((np.int64(ioram[0x11]) & 0x80) << 1) | np.int64(ioram[0x12])
@@ -188,6 +191,7 @@ def cia_next(io, b):
 
 @njit(cache=True, nogil=True)
 def cia_read(b, r, io, ioram, off, now):
+    """Read register r of the CIA at base b: ports, timers and the ICR (reading clears its flags)."""
     if r <= 1:  # ports: outputs as written, inputs high (no keys, no joystick)
         return (np.int64(ioram[off + r]) | (~np.int64(ioram[off + r + 2]) & 0xFF)) & 0xFF
     if 4 <= r <= 7:
@@ -209,6 +213,7 @@ def cia_read(b, r, io, ioram, off, now):
 
 @njit(cache=True, nogil=True)
 def cia_write(b, r, v, io, ioram, off, now):
+    """Write register r of the CIA at base b: timer latches, interrupt mask and control registers."""
     ioram[off + r] = v
     if r < 4 or 8 <= r <= 0x0C:
         return
@@ -239,6 +244,7 @@ def cia_write(b, r, v, io, ioram, off, now):
 
 @njit(cache=True, nogil=True)
 def io_read(a, io, ioram, now):
+    """Read an address in $D000-$DFFF: VIC-II, SID, colour RAM, CIA1 or CIA2 (0 above $DE00)."""
     page = (a >> 8) & 0x0F
     if page < 4:
         return vic_read(a & 0x3F, io, ioram, now)
@@ -255,6 +261,7 @@ def io_read(a, io, ioram, now):
 
 @njit(cache=True, nogil=True)
 def io_write(a, v, io, ioram, now):
+    """Write an address in $D000-$DFFF: VIC-II, SID, colour RAM (low nibble), CIA1 or CIA2."""
     page = (a >> 8) & 0x0F
     if page < 4:
         vic_write(a & 0x3F, v, io, ioram, now)

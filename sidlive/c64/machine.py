@@ -52,6 +52,7 @@ IRQJOB_CYCLES, PLAYRET_CYCLES, INITRET_CYCLES = 21, 39, 14
 
 @dataclass
 class DumpResult:
+    """One tune's dump: the frames, how it ended, its timing (vbi / cia, play rate) and cycle counts."""
     regs: np.ndarray  # (n_frames_done, 25) uint8, raw register shadow at each frame boundary
     status: str  # "ok" | "init_timeout" | "play_timeout" | "jam" | "bad_address"
     message: str  # human-readable, names the address/frame where it failed

@@ -148,11 +148,13 @@ def documented_opcodes() -> dict[str, dict[str, int]]:
 
 @njit(cache=True, nogil=True, inline='always')
 def nz(p, v):
+    """Status p with N and Z set from the value v."""
     return (p & 0x7D) | (v & 0x80) | (2 if v == 0 else 0)
 
 
 @njit(cache=True, nogil=True)
 def adc(a, v, p):
+    """(A, P) after ADC of v, binary or NMOS decimal mode."""
     c = p & 1
     if p & FLAG_D:  # NMOS decimal: N, V from the half-adjusted sum, Z binary
         lo = (a & 0x0F) + (v & 0x0F) + c
@@ -182,6 +184,7 @@ def adc(a, v, p):
 
 @njit(cache=True, nogil=True)
 def sbc(a, v, p):
+    """(A, P) after SBC of v, binary or NMOS decimal mode (flags as binary)."""
     c = p & 1
     t = a - v - (1 - c)
     res_b = t & 0xFF
@@ -201,6 +204,7 @@ def sbc(a, v, p):
 
 @njit(cache=True, nogil=True)
 def compare(r, v, p):
+    """Status p after CMP / CPX / CPY of register r with v (N, Z, C)."""
     t = r - v
     return (p & 0x7C) | (t & 0x80) | (FLAG_Z if t == 0 else 0) | (1 if t >= 0 else 0)
 

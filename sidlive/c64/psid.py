@@ -43,6 +43,7 @@ class UnsupportedTune(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class PsidTune:
+    """A parsed PSID/RSID file: header fields (effective addresses), the file's MD5 and the program bytes."""
     path: str
     magic: str  # "PSID" | "RSID"
     version: int
@@ -68,14 +69,17 @@ class PsidTune:
 
     @property
     def is_rsid(self) -> bool:
+        """True for an RSID tune."""
         return self.magic == "RSID"
 
     @property
     def is_mus(self) -> bool:
+        """True for a MUS tune (Compute!'s Sidplayer data: PSID v2+ with flag bit 0)."""
         return self.magic == "PSID" and self.version >= 2 and bool(self.flags & 1)
 
     @property
     def n_sids(self) -> int:
+        """How many SID chips the tune uses (1 to 3)."""
         return 1 + bool(self.second_sid_addr) + bool(self.third_sid_addr)
 
     @property
@@ -111,6 +115,7 @@ class PsidTune:
         return None
 
     def require_supported(self) -> "PsidTune":
+        """The tune itself, or UnsupportedTune saying why it cannot be dumped."""
         reason = self.unsupported()
         if reason:
             raise UnsupportedTune(reason)
@@ -118,6 +123,7 @@ class PsidTune:
 
 
 def load_psid(path: str | Path) -> PsidTune:
+    """Read and parse a .sid file."""
     path = Path(path)
     return parse_psid(path.read_bytes(), str(path))
 

@@ -51,6 +51,7 @@ SID_LOG = SID_SIZE  # offset of the optional write log (see the module docstring
 
 @njit(cache=True, nogil=True)
 def sid_reset(io, s):
+    """Reset the SID block at s: noise LFSR to its initial value, envelope in release."""
     io[s + S_LFSR] = LFSR_INIT
     io[s + S_PHASE] = RELEASE
 
@@ -136,6 +137,7 @@ def sid_sync(io, s, ioram, now):
 
 @njit(cache=True, nogil=True)
 def osc3(io, s, ioram):
+    """Voice 3's oscillator output ($D41B): the selected waveforms' top 8 bits ANDed, 0 for none."""
     ctrl = np.int64(ioram[V3 + 4])
     wave = ctrl >> 4
     if wave == 0:
@@ -158,6 +160,7 @@ def osc3(io, s, ioram):
 
 @njit(cache=True, nogil=True)
 def sid_read(r, io, ioram, s, now):
+    """Read SID register r: paddles $FF, OSC3 / ENV3 modelled, else the decaying bus value."""
     if r == 0x19 or r == 0x1A:
         return 0xFF
     if r == 0x1B or r == 0x1C:
@@ -168,6 +171,7 @@ def sid_read(r, io, ioram, s, now):
 
 @njit(cache=True, nogil=True)
 def sid_write(r, v, io, ioram, s, now):
+    """Write SID register r: store it, update voice 3's model, the write log and gate-off flags."""
     io[s + S_BUS] = v
     io[s + S_BUS_T] = now
     if 0x0E <= r <= 0x14:

@@ -62,6 +62,7 @@ def parse_songlengths(text: str, name: str = "<Songlengths.md5>") -> dict[str, l
 
 
 def load_songlengths(path: str | Path) -> dict[str, list[float]]:
+    """Read an HVSC Songlengths.md5 file: md5 -> song lengths in seconds."""
     path = Path(path)
     return parse_songlengths(path.read_text(encoding="latin-1"), str(path))
 

@@ -9,6 +9,7 @@ from sidlive.measure.bench import format_report, run
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive bench`: run the named benchmarks and print the figures; returns the exit status."""
     ap = argparse.ArgumentParser(prog="sidlive bench", description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all), e.g. soak")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")

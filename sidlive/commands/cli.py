@@ -24,6 +24,7 @@ COMMANDS = {
 
 
 def usage() -> str:
+    """The top-level help text: every command with its one-line help."""
     lines = ["usage: sidlive COMMAND [args...]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines.append("\n`sidlive COMMAND --help` for a command's options.")
@@ -31,6 +32,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Dispatch argv[0] to its command's main(rest); returns the exit status (2: unknown command)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())

@@ -29,9 +29,9 @@ def _audio_device_available() -> bool:
 
 
 def run_demo(out_dir: Path, play: bool = True, seconds: float = 30.0) -> Path:
+    """Record a live set with the shipped model (else render a real tune) into out_dir; returns the WAV."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if DEFAULT_MODEL.is_file():
-
         wav = out_dir / "live-set.wav"
         audio = "default" if play and _audio_device_available() else "null"
         if audio == "null":
@@ -51,12 +51,12 @@ def run_demo(out_dir: Path, play: bool = True, seconds: float = 30.0) -> Path:
     wav = render_demo(out_dir)
     print(f"demo: wrote {wav}")
     if play:
-
         print(play_wav_if_device(wav))
     return wav
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive demo`: parse argv and run the demo; returns 0."""
     ap = argparse.ArgumentParser(prog="sidlive demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the live demo (default 30)")

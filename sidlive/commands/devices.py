@@ -42,6 +42,7 @@ def midi_ports() -> tuple[list[str], list[str], str | None]:
 
 
 def describe() -> dict:
+    """Audio devices and MIDI input / output ports, each with the error when its backend failed."""
     audio, audio_err = audio_devices()
     ins, outs, midi_err = midi_ports()
     return {"audio": audio, "audio_error": audio_err,
@@ -49,6 +50,7 @@ def describe() -> dict:
 
 
 def format_report(d: dict) -> str:
+    """describe()'s record as text, saying plainly when a section is empty and why."""
     lines = ["audio devices (sounddevice):"]
     if d["audio"]:
         for a in d["audio"]:
@@ -69,6 +71,7 @@ def format_report(d: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive devices`: print the audio devices and MIDI ports (text or --json); returns 0."""
     ap = argparse.ArgumentParser(prog="sidlive devices", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = ap.parse_args(argv)

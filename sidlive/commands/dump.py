@@ -13,6 +13,7 @@ from sidlive.frames import PAL_FRAME_RATE_HZ
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for dumping one tune."""
     p = argparse.ArgumentParser(
         prog="sidlive dump",
         description="Dump a PSID tune's SID registers, one frame per video frame "
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive dump`: one tune to a frames file, or (a folder first) the collection dump; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and Path(argv[0]).is_dir():
         return collection_main(argv)
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def collection_parser() -> argparse.ArgumentParser:
+    """The argument parser for the collection dump (HVSC_ROOT OUT_DIR)."""
     p = argparse.ArgumentParser(
         prog="sidlive dump HVSC_ROOT OUT_DIR",
         description="Dump every PSID tune under HVSC_ROOT to OUT_DIR/index.jsonl + shards/*.npy "

@@ -12,6 +12,7 @@ from sidlive.measure.exportcheck import check_main
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `sidlive export`."""
     ap = argparse.ArgumentParser(prog="sidlive export", description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", type=Path, help="frames files (.regs/.txt); each one a subtune")
     ap.add_argument("-o", "--output", type=Path, required=True, help="output .sid file")
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive export`: frames files to a PSID .sid (or `check`); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "check":
         return check_main(argv[1:])

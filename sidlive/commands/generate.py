@@ -11,6 +11,7 @@ from sidlive.frames import PAL_FRAME_RATE_HZ
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive generate`: generate frames from a model to a file; returns the exit status."""
     ap = argparse.ArgumentParser(prog="sidlive generate", description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="model file (default presets/models/default.sidm)")
     ap.add_argument("--frames", type=int, default=700, help=f"frames to generate ({PAL_FRAME_RATE_HZ:.3f} per second; default 700)")

@@ -10,6 +10,7 @@ from sidlive.midi.learn import default_map_path, learn
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive learn`: bind the next moved MIDI control to a parameter in a controller map; returns the exit status."""
     ap = argparse.ArgumentParser(prog="sidlive learn", description=__doc__.split("\n\n")[0])
     ap.add_argument("param", help=f"parameter to bind: {', '.join(PARAMS)}")
     ap.add_argument("--controller", type=Path, default=None,

@@ -37,6 +37,7 @@ LOOKAHEAD = param("lookahead_frames")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `sidlive live`."""
     ap = argparse.ArgumentParser(prog="sidlive live", description="Play the model live: MIDI/OSC/keys steer it.")
     ap.add_argument("--model", type=Path, default=None, help="model .sidm (default presets/models/default.sidm)")
     ap.add_argument("--controller", type=Path, default=None, help="controller map .toml (default: generic)")
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> LiveConfig:
+    """The LiveConfig for parsed `sidlive live` arguments."""
     controls = {} if args.temp is None else {"temperature": args.temp}
     return LiveConfig(model=args.model, controller=args.controller, loops_dir=args.loops, record=args.record,
                       audio=args.audio, midi=args.midi, asid=args.asid,
@@ -81,6 +83,7 @@ def config_from_args(args) -> LiveConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive live`: run the daemon with the view (or headless) until stopped; returns the exit status."""
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     if not LOOKAHEAD.lo <= cfg.lookahead_frames <= LOOKAHEAD.hi or not 0 <= cfg.keep_frames <= cfg.lookahead_frames:

@@ -9,6 +9,7 @@ from sidlive.live.loops import MAX_SECONDS, MIN_SECONDS, LoopError, cut_to_file,
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive loop`: cut a prompt loop from a tune or frames file to .regs; returns the exit status."""
     ap = argparse.ArgumentParser(prog="sidlive loop", description="Cut a prompt loop (2-16 s) from a tune or "
                                  "frames file: .sid (dumped), .sng (GoatTracker), .regs or .txt.")
     ap.add_argument("input", type=Path, help="TUNE.sid, SONG.sng, FRAMES.regs or FRAMES.txt")

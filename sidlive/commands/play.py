@@ -13,6 +13,7 @@ from sidlive.midi.asid import AsidOut
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive play`: play a tune or frames file on an audio device (and/or ASID); returns the exit status."""
     ap = argparse.ArgumentParser(prog="sidlive play", description=__doc__.splitlines()[0])
     add_render_args(ap)
     ap.add_argument("--device", default=None, help="output device name or index (default: the system's)")

@@ -8,6 +8,7 @@ from sidlive.audio.recover import recover
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive recover`: finish each crashed recording given; returns 1 if any failed, else 0."""
     ap = argparse.ArgumentParser(prog="sidlive recover", description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", help="a recording's base name, or its .wav / .regs.part / .jsonl")
     ap.add_argument("--force", action="store_true", help="replace an existing .regs")

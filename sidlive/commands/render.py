@@ -86,6 +86,7 @@ def add_render_args(ap: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sidlive render`: render a tune or frames file to WAV, optionally through effects; returns the exit status."""
     ap = argparse.ArgumentParser(prog="sidlive render", description=__doc__.splitlines()[0])
     add_render_args(ap)
     ap.add_argument("-o", "--output", type=Path, required=True, help="output WAV file")

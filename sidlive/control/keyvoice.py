@@ -57,6 +57,7 @@ class KeyboardConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class KeyboardConfig:
+    """The keyboard voice's settings (MIDI channel, SID voice, waveform, ADSR, velocity mode, transpose)."""
     channel: int = 1               # MIDI channel 1..16
     voice: int = 1                 # SID voice 1..3
     waveform: str = "pulse"
@@ -89,6 +90,7 @@ class KeyboardConfig:
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
+        """The setting names, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @property
@@ -122,6 +124,7 @@ class KeyVoice:
         self.mask[cfg.base:cfg.base + 7] = True
 
     def note_on(self, note: int, velocity: int) -> None:
+        """Strike a note (velocity 0: note off); it becomes the sounding note, retriggering if the gate was on."""
         if velocity <= 0:
             self.note_off(note)
             return
@@ -131,6 +134,7 @@ class KeyVoice:
         self.notes_played += 1
 
     def note_off(self, note: int) -> None:
+        """Release a note; the newest still-held note takes over (legato), none left gates off."""
         was_top = bool(self.held) and self.held[-1][0] == note
         self.held = [h for h in self.held if h[0] != note]
         self._retrigger = False
@@ -142,6 +146,7 @@ class KeyVoice:
             self.gate = False
 
     def all_off(self) -> None:
+        """Release every note: gate off, nothing held."""
         self.held.clear()
         self.gate = False
         self._retrigger = False
@@ -160,6 +165,7 @@ class KeyVoice:
         return v
 
     def snapshot(self) -> KeySnapshot:
+        """What the voice plays now: mask, first and steady register values, and the sounding note."""
         steady = self._values(self.gate)
         first = self._values(False) if self._retrigger else steady
         return KeySnapshot(self.mask, first, steady, self.note if self.gate else None)

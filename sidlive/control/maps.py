@@ -3,7 +3,6 @@
 A map binds knobs (CC -> parameter over a range with a curve) and buttons (CC or note ->
 toggle, choice or trigger parameter, momentary or toggle) and program change -> loop.
 File format (see docs/controllers.md):
-
     name = "Korg nanoKONTROL2"
     channel = 1                 # 1..16, or 0 = any channel
     program_change = "loop"     # optional
@@ -54,6 +53,7 @@ class ControllerMapError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Knob:
+    """A knob binding: CC -> parameter, with optional range, curve and channel."""
     cc: int
     param: str
     min: float | None = None
@@ -64,6 +64,7 @@ class Knob:
 
 @dataclasses.dataclass(frozen=True)
 class Button:
+    """A button binding: CC or note -> parameter, momentary or toggle, with an optional channel."""
     param: str
     cc: int | None = None
     note: int | None = None
@@ -73,6 +74,7 @@ class Button:
 
 @dataclasses.dataclass(frozen=True)
 class ControllerMap:
+    """A parsed controller map: name, channel, program-change target, knobs, buttons and keyboard."""
     name: str
     channel: int = 0  # 1..16; 0 = any
     program_change: str | None = None
@@ -89,10 +91,12 @@ _BUTTON_KEYS = {"cc", "note", "param", "mode", "channel"}
 
 
 def load_map(path: str | Path) -> ControllerMap:
+    """Read and check a controller map file; ControllerMapError names the problem."""
     return parse_map(read_text(path, ControllerMapError), str(path))
 
 
 def parse_map(text: str, source: str = "<string>") -> ControllerMap:
+    """Parse and check a controller map's TOML text; ControllerMapError names the problem."""
     doc, where = parse_toml(text, source, ControllerMapError)
     for key in doc:
         if key not in _TOP_KEYS:
@@ -223,6 +227,7 @@ def _check_duplicates(cmap: ControllerMap, where: "Locator") -> None:
 # ---------------------------------------------------------------------------- saving
 
 def dump_map(cmap: ControllerMap) -> str:
+    """A controller map as TOML text that parse_map reads back."""
     out = ["# sidlive controller map (see docs/controllers.md)",
            f"name = {json.dumps(cmap.name)}", f"channel = {cmap.channel}"]
     if cmap.program_change:
@@ -252,12 +257,14 @@ def _toml_value(v: Any) -> str:
 
 
 def save_map(cmap: ControllerMap, path: str | Path) -> None:
+    """Write a controller map as TOML, after checking that the text parses back."""
     text = dump_map(cmap)
     parse_map(text, str(path))  # never write a map we could not read back
     Path(path).write_text(text, encoding="utf-8")
 
 
 def preset_paths() -> list[Path]:
+    """The shipped controller maps (presets/controllers/*.toml), sorted."""
     return sorted(CONTROLLERS_DIR.glob("*.toml"))
 
 
@@ -282,6 +289,7 @@ class MidiMapper:
         self.malformed = 0  # bytes that are not one MIDI message, or foreign objects
 
     def handle(self, msg: Any) -> list[ControlEvent]:
+        """The events for one MIDI message (a mido.Message or its bytes); counts it, never raises."""
         self.received += 1
         try:
             if not isinstance(msg, mido.Message):
@@ -358,5 +366,6 @@ class MidiMapper:
         return [ControlEvent(p.name, pressed, "set", src)]
 
     def stats(self) -> dict[str, int]:
+        """Message counts: received, mapped, ignored, malformed."""
         return {"received": self.received, "mapped": self.mapped,
                 "ignored": self.ignored, "malformed": self.malformed}

@@ -118,6 +118,7 @@ class OscServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> "OscServer":
+        """Bind the UDP socket (port 0: any free one) and serve in a daemon thread."""
         if self._server is not None:
             return self
         self._server = _Server((self.host, self.port), _Dispatcher(self))
@@ -150,6 +151,7 @@ class OscServer:
         log.warning("OSC %s %r dropped: %s", address, args, reason)
 
     def close(self) -> None:
+        """Shut the server down and join its thread; safe to call twice."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -160,6 +162,7 @@ class OscServer:
             self._thread = None
 
     def stats(self) -> dict[str, int]:
+        """Message counts: received, accepted, dropped."""
         return {"received": self.received, "accepted": self.accepted, "dropped": self.dropped}
 
     def __enter__(self) -> "OscServer":

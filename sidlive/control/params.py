@@ -36,6 +36,7 @@ class ControlError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Param:
+    """One live parameter: name, kind, target, rollback flag, default, range, unit, curve, choices, doc."""
     name: str
     kind: str
     target: str
@@ -49,6 +50,7 @@ class Param:
     doc: str = ""
 
     def range_text(self) -> str:
+        """The allowed values as text, for messages and help."""
         if self.kind in ("continuous", "integer"):
             return f"{self.lo:g}..{self.hi:g}" + (f" {self.unit}" if self.unit else "")
         if self.kind == "choice":
@@ -198,6 +200,7 @@ PARAMS: dict[str, Param] = _registry()
 
 
 def param(name: str) -> Param:
+    """The registered parameter of that name; ControlError when unknown."""
     try:
         return PARAMS[name]
     except KeyError:
@@ -258,9 +261,11 @@ class ControlState:
         return f"ControlState({self._values!r})"
 
     def as_dict(self) -> dict[str, Any]:
+        """Every parameter's value, by name (a copy)."""
         return dict(self._values)
 
     def replace(self, **changes: Any) -> "ControlState":
+        """A new snapshot with the given values changed (validated)."""
         merged = dict(self._values)
         merged.update(changes)
         return ControlState(merged)
@@ -310,10 +315,12 @@ class Update:
 
     @property
     def rollback(self) -> bool:
+        """True when any change alters what is generated (the lookahead must be regenerated)."""
         return any(PARAMS[name].rollback for name, _ in self.changes)
 
     @property
     def targets(self) -> set[str]:
+        """The targets of the changed parameters."""
         return {PARAMS[name].target for name, _ in self.changes}
 
 
@@ -327,15 +334,18 @@ class Controls:
         self.rejected = 0  # events refused with a ControlError
 
     def post(self, event: ControlEvent) -> None:
+        """Queue an event for the control thread (any thread; the oldest drop when the inbox is full)."""
         self._inbox.append(event)
 
     def apply_pending(self, max_events: int = 1024) -> Update:
+        """Apply up to max_events queued events, oldest first."""
         events = []
         while self._inbox and len(events) < max_events:
             events.append(self._inbox.popleft())
         return self.apply(events)
 
     def apply(self, events: Iterable[ControlEvent]) -> Update:
+        """Apply events in order, swapping in the new state; bad ones are counted and reported, not raised."""
         update = Update()
         state = self.state
         for ev in events:

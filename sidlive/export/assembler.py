@@ -2,7 +2,6 @@
 
 Syntax (one statement per line; `;` starts a comment; mnemonics, directives and the
 register names A/X/Y are case-insensitive, labels are case-sensitive):
-
     name:                 a label: the current address (may share a line with a statement)
     name = expr           a constant (its value must be known where it is defined)
     * = expr  / .org expr set the current address (forward only; the gap is zero-filled)
@@ -48,6 +47,7 @@ class AsmError(ValueError):
 
 @dataclasses.dataclass
 class Program:
+    """An assembled program: its origin address, the code bytes and the symbol table."""
     origin: int  # address of code[0]
     code: bytes
     symbols: dict  # name -> value

@@ -4,7 +4,6 @@ Data format (docs/sid-export.md has the full description). The 25 registers are 
 streams, each read by its own pointer: voice 1 ($00-$06), voice 2 ($07-$0D), voice 3
 ($0E-$14) and the filter/volume group ($15-$18). Each stream is a sequence of tokens; a
 token covers one or more frames of its stream:
-
   change   H v... [n]  H = bit mask of the stream's registers that change (bits 0-6, not 0),
                        bit 7 set: the stream then holds for n more frames (n = 1..255);
                        one value byte per set mask bit, lowest register first

@@ -42,6 +42,7 @@ class ExportError(ValueError):
 
 @dataclasses.dataclass
 class ExportResult:
+    """What an export wrote: path, subtunes, frames per subtune, sizes, addresses and text fields."""
     path: str
     subtunes: int
     frames: list  # frames per subtune
@@ -56,10 +57,12 @@ class ExportResult:
 
     @property
     def bytes_per_frame(self) -> float:
+        """Frame data bytes per exported frame (all subtunes together)."""
         return self.data_bytes / max(1, sum(self.frames))
 
     @property
     def free_bytes(self) -> int:
+        """Bytes left between the end of the image and RAM_END."""
         return RAM_END - self.load_addr - self.image_bytes
 
 

@@ -53,6 +53,7 @@ class AsidFeed:
         self._thread: threading.Thread | None = None
 
     def start(self) -> "AsidFeed":
+        """Start the feed thread."""
         self._thread = threading.Thread(target=self._run, name="sidlive-asid", daemon=True)
         self._thread.start()
         return self
@@ -102,5 +103,6 @@ class AsidFeed:
         self.out.close()
 
     def stats(self) -> dict:
+        """Port name, frames sent and lost, bytes sent and the latest a frame went out (ms)."""
         return {"port": getattr(self.out, "name", None), "frames": self.sent_frames, "lost": self.lost_frames,
                 "bytes": getattr(self.out, "sent_bytes", None), "late_ms_max": round(self.late_ms_max, 2)}

@@ -106,6 +106,7 @@ class AudioCallback:
 
     # ------------------------------------------------------------------ audio thread
     def callback(self, outdata, frames, time_info, status) -> None:
+        """The sounddevice callback: one block from the ring through the renderer to outdata (and the recorder)."""
         t0 = time.perf_counter()
         if status.output_underflow:
             if self.audio_underruns < len(self.underrun_blocks):
@@ -263,6 +264,7 @@ class AudioCallback:
         return float(self.frame_dac[i]) if self.frame_pos[i] == pos else None
 
     def callback_percentile_ms(self, q: float) -> float:
+        """Callback duration at percentile q (ms), from the histogram (upper edge of its bin)."""
         n = int(self.cb_hist.sum())
         if n == 0:
             return 0.0

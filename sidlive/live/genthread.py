@@ -29,6 +29,7 @@ class GenRequest:
         self.panic, self.lookahead_frames = panic, lookahead_frames
 
     def sampling(self) -> tuple:
+        """(temperature, top_k, top_p, composer): the settings that change sampling."""
         return self.temperature, self.top_k, self.top_p, self.composer
 
 
@@ -92,12 +93,14 @@ class GeneratorThread:
         return np.ascontiguousarray(frames[-self.gen.cfg.context_frames:])
 
     def prefill(self, request: GenRequest) -> None:
+        """Before start: adopt request's settings and fill the ring to its lookahead."""
         self.request = request
         self._apply_settings(request, None)
         self._applied = request
         self._fill()
 
     def start(self) -> "GeneratorThread":
+        """Start the generator thread and the loop-priming worker."""
         self._thread = threading.Thread(target=self._run, name="sidlive-generator", daemon=True)
         self._worker = threading.Thread(target=self._prime_worker, name="sidlive-primer", daemon=True)
         self._thread.start()
@@ -105,6 +108,7 @@ class GeneratorThread:
         return self
 
     def stop(self) -> None:
+        """Stop both threads (waits up to 2 s for each)."""
         self._stop.set()
         self.wake.set()
         self._job_event.set()
@@ -114,6 +118,7 @@ class GeneratorThread:
 
     @property
     def alive(self) -> bool:
+        """True while the generator thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
     # ------------------------------------------------------------------ generator thread

@@ -40,6 +40,7 @@ class LoopError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Loop:
+    """A loaded prompt loop: name, file, frames, where it came from and its tempo if known."""
     name: str
     path: Path
     frames: Frames
@@ -48,10 +49,12 @@ class Loop:
 
     @property
     def regs(self) -> np.ndarray:
+        """The loop's (N, 25) uint8 frames."""
         return self.frames.regs  # (N, 25) uint8
 
     @property
     def seconds(self) -> float:
+        """The loop's length in seconds."""
         return self.frames.seconds
 
 
@@ -102,6 +105,7 @@ def check_loop(frames: Frames, path: Path) -> Loop:
 def make_loop_frames(regs: np.ndarray, name: str, *, source: str, author: str = "", chip: str = "6581",
                      start_s: float | None = None, tempo_bpm: float | None = None,
                      license: str = "", clock: str = "PAL", frame_rate_hz: float = PAL_FRAME_RATE_HZ) -> Frames:
+    """Frames for a loop file: the regs with the loop's metadata (title = name, extra["loop"])."""
     loop_meta = {"name": name, "source": source, "start_s": start_s,
                  "seconds": round(len(regs) / frame_rate_hz, 3), "tempo_bpm": tempo_bpm, "license": license}
     return Frames(regs=regs, clock=clock, chip=chip, frame_rate_hz=frame_rate_hz, title=name, author=author,
@@ -189,9 +193,11 @@ class LoopLibrary:
         return errors
 
     def get(self, index: int) -> Loop | None:
+        """The loop at that index, or None when out of range."""
         return self.loops[index] if 0 <= index < len(self.loops) else None
 
     def index_of(self, name: str) -> int:
+        """Index of the loop with that name, file stem or file name; LoopError listing what there is."""
         for i, lp in enumerate(self.loops):
             if name in (lp.name, lp.path.stem, lp.path.name):
                 return i
@@ -212,11 +218,13 @@ class Arrangement:
         self.start_pos = 0
 
     def set(self, loop: Loop | None, mode: str, start_pos: int) -> None:
+        """Play loop (None: the model alone) in mode, with the cycle starting at ring position start_pos."""
         if mode not in MODES:
             raise LoopError(f"loop mode {mode!r} is not one of {', '.join(MODES)}")
         self.loop, self.mode, self.start_pos = loop, mode, int(start_pos)
 
     def frame_for(self, pos: int) -> np.ndarray | None:
+        """The loop frame that plays at ring position pos, or None where the model plays."""
         lp = self.loop
         if lp is None or self.mode != "call_response" or pos < self.start_pos:
             return None
@@ -225,6 +233,7 @@ class Arrangement:
         return lp.regs[phase] if phase < n else None
 
     def phase(self, pos: int) -> str:
+        """What plays at pos, for the view: free, improvise, call or response."""
         if self.loop is None:
             return "free"
         if self.mode == "prime":
@@ -278,6 +287,7 @@ def cut_loop(src: str | Path, start_s: float, seconds: float, *, subtune: int | 
 
 def cut_to_file(src, out, start_s: float, seconds: float, *, subtune=None, name=None,
                 tempo_bpm=None, license: str = "") -> Loop:
+    """Cut seconds from start_s of a tune or frames file and save it as a loop at out."""
     piece = cut_loop(src, start_s, seconds, subtune=subtune)
     out = Path(out)
     name = name or out.stem

@@ -85,7 +85,6 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
     if out_path.suffix.lower() == ".wav":
         write_wav(out_path, render(out, chip=chip, rate_hz=rate_hz), rate_hz)
     elif out_path.suffix.lower() == ".sid":
-
         export_frames(out if chip is None else dataclasses.replace(out, chip=chip), out_path)
     else:
         save(out, out_path)

@@ -42,12 +42,14 @@ def note_name(freq_reg: int, clock_hz: float = PAL_CLOCK_HZ) -> str:
 
 
 def waveform(ctrl: int) -> str:
+    """A control register's waveforms as text, e.g. 'pulse (sync)'; '-' for none."""
     names = [n for bit, n in WAVES if ctrl & bit]
     extra = [n for bit, n in ((0x08, "test"), (0x04, "ring"), (0x02, "sync")) if ctrl & bit]
     return "+".join(names) + (f" ({','.join(extra)})" if extra else "") if names or extra else "-"
 
 
 def filter_text(regs) -> str:
+    """The filter registers as one line: cutoff, resonance, routing, mode, 3off and volume."""
     cutoff = (int(regs[0x16]) << 3) | (int(regs[0x15]) & 7)
     res, route, mv = int(regs[0x17]) >> 4, int(regs[0x17]) & 0x0F, int(regs[0x18])
     voices = "+".join(str(v + 1) for v in range(3) if route & (1 << v)) or "none"

@@ -107,6 +107,7 @@ def run(names: list[str] | None = None, quick: bool = False, **options) -> dict:
 
 
 def format_report(results: dict) -> str:
+    """The benchmark figures as text, one line per benchmark, after a line naming the machine."""
     lines = [f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}".rstrip()]
     for name, fig in results.items():
         if "unavailable" in fig:

@@ -68,6 +68,7 @@ def sample_tunes(root: Path, n: int, seed: int, cia: bool) -> list[tuple[str, in
 
 
 def compare_one(args) -> dict:
+    """Compare our raw dump of one (root, path, subtune, n_frames) with the oracle's; a result record."""
     root, rel, subtune, n_frames = args
     path = Path(root) / rel
     tune = load_psid(path)
@@ -169,6 +170,7 @@ def speed_bench(root: Path, n_tunes: int, seconds: float, seed: int) -> dict:
 
 
 def coverage(dataset: Path) -> dict:
+    """Coverage figures of a collection dump (summary.json, index.jsonl) with its commonest failures."""
     summary = json.loads((dataset / "summary.json").read_text())
     entries = [json.loads(l) for l in (dataset / "index.jsonl").read_text().splitlines() if l.strip()]
     fails = Counter((e["status"], (e["message"] or "")[:70]) for e in entries if e["status"] != "ok")
@@ -181,6 +183,7 @@ def coverage(dataset: Path) -> dict:
 
 def run_report(root, n: int = 200, n_frames: int = 3000, seed: int = 0, n_cia: int = 20,
                jobs: int = 1, dataset=None, speed_tunes: int = 20) -> dict:
+    """The full report: oracle agreement on sampled VBI and CIA tunes, speed, and coverage if given."""
     root = Path(root)
     report: dict = {"options": {"hvsc_root": str(root), "n": n, "frames": n_frames, "seed": seed,
                                 "cia": n_cia, "jobs": jobs}}
@@ -219,6 +222,7 @@ def run_report(root, n: int = 200, n_frames: int = 3000, seed: int = 0, n_cia: i
 
 
 def format_report(r: dict) -> str:
+    """run_report's record as text."""
     out = []
     for key, title in (("vbi", "VBI-timed"), ("cia", "CIA-timed")):
         if key not in r:
@@ -259,6 +263,7 @@ def format_report(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of the dump check: print the report (and write it as JSON); returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m sidlive.measure.dumpcheck", description=__doc__.split("\n\n")[0])
     p.add_argument("hvsc_root")
     p.add_argument("--n", type=int, default=200, help="VBI tunes compared with the oracle (default 200)")

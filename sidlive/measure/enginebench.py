@@ -194,6 +194,7 @@ def bench_engine(quick: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of the engine benchmark: print its figures as JSON; returns 0."""
     ap = argparse.ArgumentParser(prog="python -m sidlive.measure.enginebench", description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default=None, help="a .sidm (default: random default-config model)")
     ap.add_argument("--quick", action="store_true", help="short workloads")

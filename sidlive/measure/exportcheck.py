@@ -85,6 +85,7 @@ def _row_text(r: dict) -> str:
 
 
 def check_main(argv: list[str]) -> int:
+    """`sidlive export check`: check sampled HVSC tunes, print rows and totals; returns the exit status."""
 
     ap = argparse.ArgumentParser(prog="sidlive export check", description="round trip and sound check of .sid export")
     ap.add_argument("hvsc", nargs="?", type=Path, default=None, help="HVSC C64Music folder (default ../shared)")

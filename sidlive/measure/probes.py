@@ -92,6 +92,7 @@ def _summary(values: list[float]) -> dict:
 
 
 def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=print) -> dict:
+    """Send latency probes (knob, reseed, mute, keyboard note) over MIDI out; latency figures per kind."""
     ch = max(cmap.channel, 1) - 1
     temp, reseed, mute = _binding(cmap, "temperature"), _binding(cmap, "reseed"), _binding(cmap, "mute_1")
     results = {"temperature": [], "reseed": [], "mute": []}
@@ -138,6 +139,7 @@ def measure_latency(daemon, out, cmap, probes: int, rng: random.Random, log=prin
 
 
 def flood(out, messages, rate_hz: float, seconds: float) -> int:
+    """Send messages at rate_hz for seconds (no bursts when behind); returns how many were sent."""
     if rate_hz <= 0:
         time.sleep(seconds)
         return 0

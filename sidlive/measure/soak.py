@@ -215,6 +215,7 @@ def bench_soak(quick: bool = False, minutes: float | None = None, model: str | P
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of the soak (or --baseline): print the figures as JSON; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m sidlive.measure.soak", description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="flood phase length (default 10)")
     ap.add_argument("--model", default=None, help="a .sidm, or 'random' (default-config random weights); "

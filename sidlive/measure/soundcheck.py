@@ -273,6 +273,7 @@ def pick_tunes(hvsc_root: Path, n: int, seed: int = 0) -> list[Path]:
 
 def sound_check(hvsc_root: Path, n: int = 20, seconds: float = 30.0, seed: int = 0,
                 dump=None, log=print, exact: bool = False, delay_cycles: int | None = None) -> list[dict]:
+    """Check up to n sampled tunes (refused or failing ones skipped and logged); one row per tune."""
     rows: list[dict] = []
     for path in pick_tunes(hvsc_root, n, seed):
         if len(rows) >= n:
@@ -293,6 +294,7 @@ def _num(x, spec: str = ".3f", width: int = 6) -> str:
 
 
 def format_row(row: dict) -> str:
+    """One sound-check row as a line of the table."""
     extra = ""
     if "exact" in row:
         extra = (f"{_num(row['exact'])}  {_num(row.get('writes_per_frame'), '.1f', 5)}"
@@ -303,6 +305,7 @@ def format_row(row: dict) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
+    """The sound-check rows as a table with summary lines (tunes at the target correlation)."""
     ok = [r for r in rows if r["correlation"] is not None and r["correlation"] >= TARGET_CORRELATION]
     corr = [r["correlation"] for r in rows if r["correlation"] is not None]
     exact = "exact  wr/fr  vol/fr  " if rows and "exact" in rows[0] else ""
@@ -318,6 +321,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of the sound check: print the table (and write the rows as JSON); returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m sidlive.measure.soundcheck",
                                  description="sound check: sidplayfp vs sidlive render of our dump")
     ap.add_argument("hvsc", nargs="?", type=Path, default=None, help="HVSC C64Music folder (default ../shared)")

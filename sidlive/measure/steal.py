@@ -81,16 +81,19 @@ class StealMonitor:
             self._sample()
 
     def start(self) -> "StealMonitor":
+        """Take a first sample and start the sampling thread."""
         self._sample()
         self._thread = threading.Thread(target=self._run, name="sidlive-steal", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the sampling thread and take a last sample."""
         if self._thread is not None and not self._stop.is_set():
             self._stop.set()
             self._thread.join()
             self._sample()
 
     def summary(self, event_times=()) -> dict:
+        """steal_summary of the samples taken, with event_times set against them."""
         return steal_summary(self.samples, event_times, self.hz)

@@ -83,6 +83,7 @@ class AsidEncoder:
         self.prev = None
 
     def encode(self, frame) -> bytes:
+        """The update message for one (25,) frame: only registers changed since the last one (b"" if none)."""
         row = [int(v) for v in frame]
         if len(row) != NUM_REGS or not all(0 <= v <= 0xFF for v in row):
             raise ValueError(f"a frame is {NUM_REGS} register values 0..255; got {row!r}")
@@ -224,6 +225,7 @@ class AsidOut:
         self.send_raw(START_MESSAGE)
 
     def send_raw(self, message: bytes) -> None:
+        """Send one raw MIDI message, counting bytes and messages; nothing once closed."""
         if self.closed:
             return
         self._rt.send_message(list(message))
@@ -250,6 +252,7 @@ class AsidOut:
         self.encoder.reset()
 
     def send_text(self, text: str) -> None:
+        """Send a display-text message (printable ASCII)."""
         self.send_raw(text_message(text))
 
     def close(self, drain_s: float = JACK_DRAIN_S) -> None:

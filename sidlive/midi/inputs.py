@@ -74,9 +74,11 @@ class MidiInput:
         return None
 
     def pending(self) -> int:
+        """Raw messages waiting for drain()."""
         return len(self._q)
 
     def drain(self, max_messages: int = 1024) -> list[mido.Message]:
+        """Parse up to max_messages queued raw messages, oldest first; garbage is dropped and counted."""
         out = []
         q = self._q
         while q and len(out) < max_messages:
@@ -90,6 +92,7 @@ class MidiInput:
 
     @property
     def connected(self) -> bool:
+        """True until closed."""
         return not self.closed
 
     def check(self) -> bool:
@@ -97,9 +100,11 @@ class MidiInput:
         return self.connected
 
     def close(self) -> None:
+        """Mark the input closed."""
         self.closed = True
 
     def stats(self) -> dict[str, int]:
+        """Counters: received, garbage, overflows, disconnects, reconnects."""
         return {"received": self.received, "garbage": self.garbage, "overflows": self.overflows,
                 "disconnects": self.disconnects, "reconnects": self.reconnects}
 
@@ -120,6 +125,7 @@ class DummyMidiInput(MidiInput):
         self._raw: collections.deque = collections.deque(maxlen=queue_max)
 
     def feed(self, data) -> None:
+        """Deliver raw bytes as if from a device (poll mode: to take_raw's queue); ignored once closed."""
         if self.closed:
             return
         if self.poll:
@@ -128,12 +134,14 @@ class DummyMidiInput(MidiInput):
             self._push(data)
 
     def take_raw(self):
+        """Poll mode: the next fed raw message, or None."""
         try:
             return self._raw.popleft()
         except IndexError:
             return None
 
     def send(self, msg: mido.Message) -> None:
+        """Feed a mido message's bytes."""
         self.feed(msg.bytes())
 
 
@@ -147,11 +155,11 @@ def choose_api(api: str = "auto") -> str:
 
 
 def _rtapi(api: str) -> int:
-
     return rtmidi.API_UNIX_JACK if api == "jack" else rtmidi.API_LINUX_ALSA
 
 
 def list_input_ports(api: str = "auto") -> list[str]:
+    """Names of the MIDI input ports on the chosen API ([] when no client can be made)."""
 
     try:
         probe = rtmidi.MidiIn(rtapi=_rtapi(choose_api(api)), name=f"{CLIENT_NAME}-probe")
@@ -217,6 +225,7 @@ class RtMidiInput(MidiInput):
         self._push(event[0])  # rtmidi thread: a list of ints; parsed in drain()
 
     def take_raw(self):
+        """Poll mode, one consumer thread only: the next raw message from rtmidi's queue, or None."""
         if self.closed:
             return None
         event = self._get()
@@ -238,9 +247,11 @@ class RtMidiInput(MidiInput):
 
     @property
     def connected(self) -> bool:
+        """True while the port is open and the input not closed."""
         return self._open and not self.closed
 
     def check(self) -> bool:
+        """Notice a named port that vanished, reopen it when it returns; returns whether connected."""
         if self.closed or self.virtual:
             return self.connected
         names = self._rt.get_ports()
@@ -260,6 +271,7 @@ class RtMidiInput(MidiInput):
         return self.connected
 
     def close(self) -> None:
+        """Cancel the callback, close the port and free the rtmidi client; safe to call twice."""
         if self.closed:
             return
         self.closed = True

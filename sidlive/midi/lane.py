@@ -88,12 +88,14 @@ class Waker:
         self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
 
     def set(self) -> None:
+        """Wake the waiting thread (one non-blocking eventfd write; never raises)."""
         try:
             os.eventfd_write(self._fd, 1)
         except (BlockingIOError, OSError):   # counter full (never in practice) or closed
             pass
 
     def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait up to timeout_s (None: for ever) until set; returns whether it was (False once closed)."""
         try:
             ready, _, _ = select.select([self._fd], [], [], timeout_s)
         except (OSError, ValueError):        # closed
@@ -101,12 +103,14 @@ class Waker:
         return bool(ready)
 
     def clear(self) -> None:
+        """Reset the eventfd counter (a read) so wait blocks again."""
         try:
             os.eventfd_read(self._fd)
         except (BlockingIOError, OSError):
             pass
 
     def close(self) -> None:
+        """Close the eventfd; safe to call twice."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
@@ -132,6 +136,7 @@ class MidiLane:
             self.flags[i] = bool(getattr(state, name))
 
     def pump(self, engine) -> None:
+        """Audio thread: pass waiting raw messages to the inbox, act on bound mute/solo, wake the control thread."""
         midi = self.midi
         take, inbox, table = midi.take_raw, midi.inbox, self.table
         for i in range(MAX_PER_BLOCK):

@@ -26,6 +26,7 @@ class LearnError(ValueError):
 
 
 def default_map_path() -> Path:
+    """The user's controller map: $XDG_CONFIG_HOME (or ~/.config)/sidlive/controller.toml."""
     base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return base / "sidlive" / "controller.toml"
 
