@@ -43,7 +43,7 @@ EXTRAP_PAIRS = np.array([[0, 0xFF, 1, 0xFF, 8, 16], [7, 0xFF, 8, 0xFF, 8, 16], [
                          [21, 0x07, 22, 0xFF, 3, 11]], np.int64)  # (7, 6)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _copy_regs(hist, cap, q, b, src, r0, r1, out_vals, out_valid, out_bucket):
     """Source src, registers r0..r1-1 := frame at position q, bucket b."""
     row = hist[q % cap]
@@ -53,7 +53,7 @@ def _copy_regs(hist, cap, q, b, src, r0, r1, out_vals, out_valid, out_bucket):
         out_bucket[src, r] = b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _copy_match(hist, cap, ptr, bucket, g, src, r0, r1, out_vals, out_valid, out_bucket):
     """Source src, registers r0..r1-1 := the continuation of group g's match, if any."""
     if ptr[g] >= 0:

@@ -99,7 +99,7 @@ for _g in range(NUM_GROUPS):
 LENS_ARR = np.array(LENS, np.int64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def mix64(z):
     """SplitMix64 finalizer of a uint64."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -107,7 +107,7 @@ def mix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _group_hash(w, g):
     """64-bit hash of group g's registers in the row words w (4,) uint64."""
     h = FRAME_SALT[g]
@@ -117,7 +117,7 @@ def _group_hash(w, g):
     return h
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _extend_prefix(w, ph, q):
     """ph row q := P[q] for every group, from P[q-1] and frame q's row words w (4,)."""
     prev = ph[(q - 1) & PH_MASK]
@@ -126,7 +126,7 @@ def _extend_prefix(w, ph, q):
         cur[g] = prev[g] * np.uint64(WIN_BASE) + _group_hash(w, g)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _window_equal(hw, cap, g, a, b, length):
     """Group g's registers of the `length` rows ending at row a equal those ending at row b."""
     for _ in range(length):
@@ -138,19 +138,23 @@ def _window_equal(hw, cap, g, a, b, length):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _scan(tab, base, key):
-    """(the slot holding key, else -1; the oldest slot) of the bucket starting at slot base."""
+    """(the slot holding key, else -1; the oldest slot) of the bucket starting at slot base
+    (branch-free: the scan does not wait on a cache miss to decide)."""
     oldest = base
+    old_pos = tab[base, 0]
+    hit = np.int64(-1)
     for s in range(base, base + WAYS):
-        if tab[s, 1] == key and tab[s, 0] >= 0:
-            return s, oldest
-        if tab[s, 0] < tab[oldest, 0]:
-            oldest = s
-    return np.int64(-1), oldest
+        p = tab[s, 0]
+        hit = s if (tab[s, 1] == key) & (p >= 0) else hit
+        older = p < old_pos
+        oldest = s if older else oldest
+        old_pos = p if older else old_pos
+    return hit, oldest
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _slot_for(tab, ovf, key, shift, lowest, st):
     """(slot, found): where key lives, else where it goes. A key lives in its first bucket
     (top bits) unless that bucket held only live entries (position >= lowest) when it came:
@@ -177,7 +181,7 @@ def _slot_for(tab, ovf, key, shift, lowest, st):
     return victim2, False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def match_push(hist, hw, ph, wk, tab, ovf, ulog, st, frame, out_ptr, out_bucket):
     """Append frame (25,) uint8 at position t = st[ST_N]; out_ptr (9,) int64 absolute match
     ends (-1 none) and out_bucket (9,) uint8 length buckets: the candidates for frame t+1."""
