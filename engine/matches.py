@@ -66,6 +66,8 @@ PH_MASK = PH_ROWS - 1
 ROW_BYTES = 32
 WRITES = NUM_GROUPS * NUM_LENS  # table writes per frame (undo entries)
 VK_END, VK_LEN = NUM_LENS, NUM_LENS + 1  # wk columns: the last push's verified match per group
+# st: length (next position), tune origin, history_frames, ring rows, table bits, rollback frames,
+# frames the undo log can take back, verify flag, evictions, a sink for the prefetch loads
 ST_N, ST_ORIGIN, ST_HIST, ST_CAP, ST_BITS, ST_ROLL, ST_UNDO_N, ST_VERIFY, ST_EVICT, ST_TOUCH = range(10)
 ST_LEN = 10
 
@@ -73,14 +75,16 @@ if sys.byteorder != "little":
     raise ImportError("engine.matches packs register bytes into little-endian words")
 
 
+M64 = 2**64 - 1
+
+
 def _splitmix(i: int) -> int:
-    z = (i * 0x9E3779B97F4A7C15 + 0x51D) & (2**64 - 1)
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
+    z = (i * 0x9E3779B97F4A7C15 + 0x51D) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
     return z ^ (z >> 31)
 
 
-M64 = 2**64 - 1
 WIN_BASE = 0x9E3779B97F4A7C15
 BPOW = np.array([pow(WIN_BASE, L, 2**64) for L in LENS], np.uint64)  # (6,) B^L mod 2^64
 KEY_SALT = np.array([[_splitmix(g * NUM_LENS + i) for i in range(NUM_LENS)] for g in range(NUM_GROUPS)],
