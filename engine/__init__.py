@@ -6,8 +6,9 @@
     sampler.py    the reference sampler's steps and SplitMix64 RNG (Numba)
     frame.py      the two entry kernels: append frames, generate n frames
     jit.py        compile / load the kernels (progress message, stale-cache guard)
+    matches.py    longest earlier match per register group: hash table, rollback (Numba)
+    candidates.py the 8 candidate sources for the next frame (Numba per frame, numpy per window)
     generator.py  Generator: the state API (prime, generate, rollback, reseed, settings)
-    quality.py    EngineScorer for training/score.py, int8 cost vs the float model
-    bench.py      `engine` figures for `sidlive bench`
-    torch_ref.py  KV-cached PyTorch baseline for the benchmark (imports torch)
+    config.py     ModelConfig: travels with the weights (trainer, exporter, engine)
+    sidm.py       the .sidm file format (numpy only)
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sidlive.frames import canonicalize
 from sidlive.paths import hvsc_root, shared_dir
 
 
@@ -39,6 +40,31 @@ def walk(n: int, seed: int = 0, p_change: float = 0.25) -> np.ndarray:
         ch = rng.random(25) < p_change
         fr[t, ch] = rng.integers(0, 256, ch.sum())
     return fr
+
+
+def patterned(n: int, seed: int = 0, p_mutate: float = 0.003) -> np.ndarray:
+    """Canonical frames that repeat a lot: each voice and the filter replay their own random
+    patterns (2-6 values per register), whole earlier stretches recur, a few bytes mutate."""
+    rng = np.random.default_rng(seed)
+    alphabet = [rng.choice(256, size=int(rng.integers(2, 7)), replace=False) for _ in range(25)]
+    blocks = [range(0, 7), range(7, 14), range(14, 21), range(21, 25)]
+    fr = np.zeros((n, 25), np.uint8)
+    for regs in blocks:
+        pats = [np.stack([rng.choice(alphabet[r], size=int(length)) for r in regs], 1)
+                for length in rng.integers(2, 40, size=6)]
+        parts, total = [], 0
+        while total < n:
+            parts.append(pats[int(rng.integers(len(pats)))])
+            total += len(parts[-1])
+        fr[:, list(regs)] = np.concatenate(parts)[:n]
+    for _ in range(n // 200):  # whole-frame repeats of earlier stretches
+        a, length = int(rng.integers(0, n // 2)), int(rng.integers(8, 100))
+        b = int(rng.integers(a + 1, n))
+        m = min(length, n - b)
+        fr[b:b + m] = fr[a:a + m]
+    mut = rng.random((n, 25)) < p_mutate
+    fr[mut] = [rng.choice(alphabet[r]) for r in np.nonzero(mut)[1]]
+    return canonicalize(fr)
 
 
 def export_tiny(path, seed: int = 11, **overrides):
