@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from engine.candidates import NUM_SOURCES
+from engine.matches import NUM_BUCKETS, NUM_GROUPS
 from sidlive.frames import NUM_REGS, WRITE_ORDER
 
 ANY_COMPOSER = "any"
+POINTER_FEATURES = 5   # per source and step: valid, says "no change", bucket / 6, log1p(hits), log1p(misses)
 LOCAL_EVENT_MODES = ("changed", "all")
 
 
@@ -37,6 +40,8 @@ class ModelConfig:
     norm_eps: float = 1e-5
     copy_bonus_init: float = 1.5                # "no change" logit bias: p(no change) = sigmoid(1.5) ~ 0.82 untrained
     init_std: float = 0.02
+    pointer: bool = False                       # repeat candidates (engine/candidates.py): in the global input
+                                                # and as gated point masses in the readout (docs/sidm-format.md)
 
     def __post_init__(self) -> None:
         if tuple(sorted(self.write_order)) != tuple(range(self.n_regs)):
@@ -121,6 +126,16 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple]:
         "ro_same": (R, dl),                    # per-register "no change" direction
         "copy_bonus": (R,),                    # per-register "no change" logit bias (the copy path)
     }
+    if cfg.pointer:
+        S, G, NB = NUM_SOURCES, NUM_GROUPS, NUM_BUCKETS
+        shapes |= {
+            "cand_scale": (S, dg),             # per-source scale of the candidate frame's in_emb rows
+            "len_emb": (G * NB, dg),           # row g*7+bucket: how long group g's match is
+            "cand_feat": (dl, S * POINTER_FEATURES),   # the step's candidate features -> the query
+            "hit_emb": (S, dl),                # added to an event token for each source that predicted it
+            "gate_w": (S, dl),                 # per-source gate direction
+            "gate_b": (R * S * NB,),           # gate bias, row (r*8+s)*7+bucket
+        }
     return shapes
 
 

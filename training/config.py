@@ -46,6 +46,7 @@ class TrainConfig:
     ckpt_every_minutes: float = 10.0
     log_every_steps: int = 10
     max_tunes: int = 0                    # 0 = all; else the first N training tunes (smoke runs)
+    init_from: str = ""                   # warm start a new run from this .sidm / .pt (matching tensors)
     progress: bool = True
 
 

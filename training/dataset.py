@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ANY_COMPOSER, normalize_composer
+from engine.candidates import NUM_SOURCES, tune_matches, window_candidates
+from engine.matches import NUM_GROUPS
 from sidlive.frames import NUM_REGS, note_to_freq_reg
 
 VOICE_REGS = 7
@@ -184,20 +186,29 @@ def transpose(win: np.ndarray, semitones: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Batch:
-    """A training batch: windows of T+1 frames, the target mask and the composer indices."""
+    """A training batch: windows of T+1 frames, the target mask and the composer indices; for
+    pointer models also the targets' candidates (vals, valid, bucket (B, T, 8, 25), group buckets (B, T, 9))."""
     frames: np.ndarray    # (B, T+1, 25) uint8
     mask: np.ndarray      # (B, T) bool: target frame t+1 is real
     composer: np.ndarray  # (B,) int64 composer index
+    cand: tuple | None = None   # (vals, valid, bucket, gbucket) uint8
+
+    def sub(self, i: int, j: int) -> "Batch":
+        """Windows i..j-1."""
+        return Batch(self.frames[i:j], self.mask[i:j], self.composer[i:j],
+                     None if self.cand is None else tuple(a[i:j] for a in self.cand))
 
 
 class WindowSampler:
     """Windows drawn with probability proportional to tune length, then a uniform start."""
 
     def __init__(self, store: FrameStore, tunes: list[Tune], composers: tuple[str, ...], window_frames: int,
-                 rotate: bool = False, transpose_max: int = 0, composer_dropout: float = 0.0):
+                 rotate: bool = False, transpose_max: int = 0, composer_dropout: float = 0.0,
+                 candidates: bool = False):
         if not tunes:
             raise DatasetError(f"{store.data_dir}: no usable tunes for this split")
         self.store, self.tunes, self.T = store, tunes, window_frames
+        self.candidates = candidates    # also the targets' candidates (pointer models)
         self.comp_index = {c: i for i, c in enumerate(composers)}
         self.rotate, self.transpose_max, self.dropout = rotate, transpose_max, composer_dropout
         self.cum = np.cumsum([t.frames for t in tunes], dtype=np.float64)
@@ -215,30 +226,58 @@ class WindowSampler:
         mask = np.arange(1, self.T + 1) < (hi - lo)
         return win, mask
 
+    def window_cands(self, tune: Tune, start: int, rotate_k: int, transpose_st: int) -> tuple:
+        """The candidates for the window's targets ((T, 8, 25) x3 and group buckets (T, 9)) from
+        the whole tune before it, augmented as the window is; zero where there is no target."""
+        hi = min(start + self.T + 1, tune.frames + 1)
+        seq = np.concatenate([np.zeros((1, NUM_REGS), np.uint8), self.store.frames(tune)[:hi - 1]])
+        seq = transpose(rotate_voices(seq, rotate_k), transpose_st)
+        ptr, bucket = tune_matches(seq)
+        n = hi - 1 - start                      # real targets: positions start+1 .. hi-1
+        out = [np.zeros((self.T, NUM_SOURCES, NUM_REGS), np.uint8) for _ in range(3)]
+        gb = np.zeros((self.T, NUM_GROUPS), np.uint8)
+        if n > 0:
+            for o, a in zip(out, window_candidates(seq, ptr, bucket, start, hi - 1)):
+                o[:n] = a
+            gb[:n] = bucket[start:hi - 1]
+        return (*out, gb)
+
     def sample(self, rng: np.random.Generator, batch: int) -> Batch:
-        """A batch of windows, with voice rotation, transposition and composer dropout as configured."""
+        """A batch of windows, with voice rotation, transposition and composer dropout as configured
+        (the same draws with or without candidates)."""
         frames = np.zeros((batch, self.T + 1, NUM_REGS), np.uint8)
         mask = np.zeros((batch, self.T), bool)
         comp = np.zeros(batch, np.int64)
+        cands = [np.zeros((batch, self.T, NUM_SOURCES, NUM_REGS), np.uint8) for _ in range(3)]
+        gbucket = np.zeros((batch, self.T, NUM_GROUPS), np.uint8)
         for b in range(batch):
             i = int(np.searchsorted(self.cum, rng.random() * self.cum[-1], side="right"))
             tune = self.tunes[min(i, len(self.tunes) - 1)]
             start = int(rng.integers(0, max(0, tune.frames + 1 - (self.T + 1)) + 1))
             win, m = self.window(tune, start)
+            k = st = 0
             if self.rotate:
                 k = int(rng.integers(0, 3))
                 if not (win[:, MODE_VOL] & VOICE3_OFF).any():
                     win = rotate_voices(win, k)
+                else:
+                    k = 0
             if self.transpose_max:
-                win = transpose(win, int(rng.integers(-self.transpose_max, self.transpose_max + 1)))
+                st = int(rng.integers(-self.transpose_max, self.transpose_max + 1))
+                win = transpose(win, st)
             frames[b], mask[b] = win, m
+            if self.candidates:
+                *c, gb = self.window_cands(tune, start, k, st)
+                for dst, src in zip(cands, c):
+                    dst[b] = src
+                gbucket[b] = gb
             drop = self.dropout > 0 and rng.random() < self.dropout
             comp[b] = 0 if drop else self.comp_index.get(tune.composer, 0)
-        return Batch(frames, mask, comp)
+        return Batch(frames, mask, comp, (*cands, gbucket) if self.candidates else None)
 
     def fixed_windows(self, seed: int, n: int) -> Batch:
         """A reproducible set of n windows (no augmentation, true composers): the validation set."""
-        plain = WindowSampler(self.store, self.tunes, tuple(self.comp_index), self.T)
+        plain = WindowSampler(self.store, self.tunes, tuple(self.comp_index), self.T, candidates=self.candidates)
         return plain.sample(np.random.default_rng([seed, 0xA11]), n)
 
 

@@ -23,6 +23,7 @@ Every Linear has no bias and weight shape (out, in). Names match `config.param_s
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.config import ModelConfig, param_shapes
+from engine.candidates import NUM_SOURCES
+from engine.config import POINTER_FEATURES, ModelConfig, param_shapes
+from engine.matches import NUM_BUCKETS, NUM_GROUPS
+from training.pointer import (Cands, candidate_input, gate_bias_init, gate_logits, mixture_logprob,
+                              step_features)
 
 LN2 = math.log(2.0)
 
@@ -122,6 +127,14 @@ class SidModel(nn.Module):
         self.ro_bias = nn.Parameter(torch.zeros(R * V))
         self.ro_same = nn.Parameter(torch.zeros(R, dl))
         self.copy_bonus = nn.Parameter(torch.full((R,), float(cfg.copy_bonus_init)))
+        if cfg.pointer:   # training/pointer.py
+            S = NUM_SOURCES
+            self.cand_scale = nn.Parameter(torch.zeros(S, dg))
+            self.len_emb = nn.Embedding(NUM_GROUPS * NUM_BUCKETS, dg)
+            self.cand_feat = nn.Linear(S * POINTER_FEATURES, dl, bias=False)
+            self.hit_emb = nn.Parameter(torch.zeros(S, dl))
+            self.gate_w = nn.Parameter(torch.zeros(S, dl))
+            self.gate_b = nn.Parameter(gate_bias_init(R))
         self.register_buffer("order", torch.tensor(cfg.write_order, dtype=torch.long), persistent=False)
         self.register_buffer("reg_base", torch.arange(R, dtype=torch.long) * V, persistent=False)
         self._init_weights()
@@ -135,14 +148,21 @@ class SidModel(nn.Module):
                     n = self.cfg.n_layers_global if name.startswith("g.") else self.cfg.n_layers_local
                     s = std / math.sqrt(2 * max(n, 1))
                 nn.init.normal_(p, 0.0, s)
+        if self.cfg.pointer:
+            with torch.no_grad():
+                self.cand_scale.fill_(0.1)   # candidates start as a light touch on the frame embedding
+                self.hit_emb.zero_()
 
     # ------------------------------------------------------------------ global
 
-    def global_states(self, frames: torch.Tensor, composer: torch.Tensor) -> torch.Tensor:
-        """frames (B, T, 25) long, composer (B,) long -> final-normed states (B, T, dg), positions 0..T-1."""
+    def global_states(self, frames: torch.Tensor, composer: torch.Tensor, cands: Cands | None = None) -> torch.Tensor:
+        """frames (B, T, 25) long, composer (B,) long, the candidates for frames 1..T (pointer
+        models) -> final-normed states (B, T, dg), positions 0..T-1."""
         B, T, R = frames.shape
         x = F.embedding_bag((frames + self.reg_base).view(B * T, R), self.in_emb.weight, mode="sum")
         x = x.view(B, T, -1) + self.composer_emb(composer)[:, None, :]  # (B, T, dg)
+        if self.cfg.pointer:
+            x = x + candidate_input(self.in_emb.weight, self.cand_scale, self.len_emb.weight, self.reg_base, frames, cands)
         cos, sin = rope_tables(np.arange(T), self.cfg.d_global // self.cfg.n_heads_global, self.cfg.rope_theta)
         cos, sin = cos.to(x.device), sin.to(x.device)
         for blk in self.g:
@@ -151,22 +171,31 @@ class SidModel(nn.Module):
 
     # ------------------------------------------------------------------ local
 
-    def frame_logprobs(self, h: torch.Tensor, prev: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def frame_logprobs(self, h: torch.Tensor, prev: torch.Tensor, target: torch.Tensor,
+                       cands: Cands | None = None) -> torch.Tensor:
         """Natural-log probability of each target register byte.
 
-        h (N, dg) global states, prev (N, 25) long previous frames, target (N, 25) long.
-        Returns (N, 25) in register order ($D400..$D418).
+        h (N, dg) global states, prev (N, 25) long previous frames, target (N, 25) long,
+        cands: the targets' candidates, flat (pointer models). Returns (N, 25) in register
+        order ($D400..$D418).
         """
         N, R = prev.shape
         order = self.order
         prev_o, tgt_o = prev[:, order], target[:, order]  # (N, 25) write order
         base_o = self.reg_base[order]  # (25,)
         q_emb = self.prev_emb(prev_o + base_o)  # (N, 25, dl)
+        said = cand_o = None
+        if self.cfg.pointer:
+            cand_o = (cands.vals[:, :, order], cands.valid[:, :, order], cands.bucket[:, :, order])  # (N, S, 25)
+            feats, said = step_features(*cand_o, prev_o, tgt_o)
+            q_emb = q_emb + self.cand_feat(feats)
         if self.cfg.local_events == "changed":
             changed = tgt_o != prev_o
         else:
             changed = torch.ones_like(tgt_o, dtype=torch.bool)
         tok = self.val_emb(tgt_o + base_o) + q_emb  # (N, 25, dl) token for "r changed to v"
+        if said is not None:
+            tok = tok + said.to(tok.dtype) @ self.hit_emb  # which sources predicted it
         g = self.g_to_local(h)  # (N, dl)
         last = torch.cumsum(changed, 1) - changed.long()  # (N, 25) index of the token before step k
         lengths = changed.sum(1)
@@ -184,7 +213,10 @@ class SidModel(nn.Module):
             perms.append(idx)
         perm = torch.cat(perms)
         u = torch.cat(outs) + q_emb[perm]  # (N, 25, dl)
-        lp = self.readout_logprobs(u, prev_o[perm], tgt_o[perm])  # (N, 25)
+        if self.cfg.pointer:
+            lp = self.pointer_logprobs(u, prev_o[perm], tgt_o[perm], tuple(c[perm] for c in cand_o))
+        else:
+            lp = self.readout_logprobs(u, prev_o[perm], tgt_o[perm])  # (N, 25)
         out = torch.empty_like(lp)
         out[perm] = lp
         res = torch.empty_like(out)
@@ -214,14 +246,33 @@ class SidModel(nn.Module):
         changed_lp = torch.zeros_like(s).index_put((rows, ks), lpc)
         return torch.where(same, F.logsigmoid(s), changed_lp)
 
+    def pointer_logprobs(self, u: torch.Tensor, prev_o: torch.Tensor, tgt_o: torch.Tensor, cand_o) -> torch.Tensor:
+        """Log-prob of tgt_o under the gated mixture (training/pointer.py); u (N, 25, dl), cand_o
+        (vals, valid, bucket) (N, 8, 25) in write order. The 256-way softmax runs only where the
+        register changed."""
+        vo, va, bo = cand_o
+        hn = self.readout_hidden(u)
+        g_prev = (hn * self.ro_same[self.order]).sum(-1) + self.copy_bonus[self.order]  # (N, 25)
+        log_pi = gate_logits(hn, g_prev, self.gate_w, self.gate_b, self.order, va, bo)  # (N, 25, S+2)
+        rows, ks = torch.nonzero(tgt_o != prev_o, as_tuple=True)
+        bias = self.ro_bias.view(self.cfg.n_regs, self.cfg.vocab)[self.order]  # (25, 256)
+        z = self.ro_out(hn[rows, ks]) + bias[ks]  # (M, 256)
+        z = z.scatter(1, prev_o[rows, ks][:, None], float("-inf"))
+        log_q = torch.zeros_like(g_prev, dtype=log_pi.dtype).index_put(
+            (rows, ks), torch.log_softmax(z.float(), -1).gather(1, tgt_o[rows, ks][:, None]).squeeze(1))
+        return mixture_logprob(log_pi, prev_o, tgt_o, vo, va, log_q)
+
     # ------------------------------------------------------------------ whole windows
 
-    def forward(self, frames: torch.Tensor, composer: torch.Tensor) -> torch.Tensor:
-        """frames (B, T+1, 25) long: inputs 0..T-1 predict 1..T. Returns log2-probs (B, T, 25)."""
+    def forward(self, frames: torch.Tensor, composer: torch.Tensor, cands: Cands | None = None) -> torch.Tensor:
+        """frames (B, T+1, 25) long: inputs 0..T-1 predict 1..T; cands: the candidates for
+        frames 1..T (pointer models). Returns log2-probs (B, T, 25)."""
         B, T1, R = frames.shape
-        h = self.global_states(frames[:, :-1], composer)  # (B, T, dg)
+        if self.cfg.pointer and cands is None:
+            raise ValueError("a pointer model needs the candidates of its frames (training/pointer.py)")
+        h = self.global_states(frames[:, :-1], composer, cands)  # (B, T, dg)
         lp = self.frame_logprobs(h.reshape(B * (T1 - 1), -1), frames[:, :-1].reshape(-1, R),
-                                 frames[:, 1:].reshape(-1, R))
+                                 frames[:, 1:].reshape(-1, R), cands.flat() if cands is not None else None)
         return lp.view(B, T1 - 1, R) / LN2
 
     def export_state(self) -> dict[str, np.ndarray]:
@@ -256,7 +307,7 @@ def count_params(model: SidModel) -> dict[str, int]:
     g = l_ = 0
     for key, p in model.state_dict().items():
         name = export_name(key)
-        if name.startswith(("in_emb", "composer_emb", "g")) and not name.startswith("g_to_local"):
+        if name.startswith(("in_emb", "composer_emb", "cand_scale", "len_emb", "g_norm")) or re.match(r"g\d", name):
             g += p.numel()
         else:
             l_ += p.numel()

@@ -31,6 +31,8 @@ from training.baseline import ChangeModel
 from training.config import TrainConfig, resolve, to_toml
 from training.dataset import Batch, FrameStore, WindowSampler, load_index, split, top_composers
 from training.model import LN2, SidModel, count_params
+from training.pointer import Cands
+from training.warmstart import load_init, warm_start
 
 CKPT_FORMAT = "sidlive-ckpt"
 
@@ -92,8 +94,9 @@ def batch_bits(model, b: Batch, device: torch.device, bf16: bool) -> tuple[torch
     frames = torch.as_tensor(b.frames.astype(np.int64), device=device)
     comp = torch.as_tensor(b.composer, device=device)
     mask = torch.as_tensor(b.mask, device=device)
+    cands = Cands.from_numpy(*b.cand, device=device) if b.cand is not None else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        lp = model(frames, comp)  # (B, T, 25) log2
+        lp = model(frames, comp, cands)  # (B, T, 25) log2
     bits = -(lp.float().sum(-1) * mask).sum()
     return bits, int(mask.sum())
 
@@ -104,8 +107,7 @@ def evaluate(model: SidModel, val: Batch, batch: int, device: torch.device, bf16
     model.eval()
     total, n = 0.0, 0
     for i in range(0, len(val.frames), batch):
-        sub = Batch(val.frames[i:i + batch], val.mask[i:i + batch], val.composer[i:i + batch])
-        bits, cnt = batch_bits(model, sub, device, bf16)
+        bits, cnt = batch_bits(model, val.sub(i, i + batch), device, bf16)
         total, n = total + float(bits), n + cnt
     model.train()
     return total / max(n, 1)
@@ -144,12 +146,16 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
         train_tunes = train_tunes[:tcfg.max_tunes]
     if not val_tunes:
         raise ValueError(f"{tcfg.data_dir}: no validation tunes at val_permille={tcfg.val_permille}")
-    if ckpt is None and mcfg.composers == ModelConfig().composers and tcfg.n_composers > 0:
+    init = load_init(tcfg.init_from) if ckpt is None and tcfg.init_from else None
+    if init is not None:
+        mcfg = dataclasses.replace(mcfg, composers=init[0].composers)
+    elif ckpt is None and mcfg.composers == ModelConfig().composers and tcfg.n_composers > 0:
         mcfg = dataclasses.replace(mcfg, composers=top_composers(train_tunes, tcfg.n_composers))
     store = FrameStore(tcfg.data_dir)
     sampler = WindowSampler(store, train_tunes, mcfg.composers, tcfg.window_frames, tcfg.rotate_voices,
-                            tcfg.transpose_max_semitones, tcfg.composer_dropout)
-    val_set = WindowSampler(store, val_tunes, mcfg.composers, tcfg.window_frames).fixed_windows(tcfg.seed, tcfg.val_windows)
+                            tcfg.transpose_max_semitones, tcfg.composer_dropout, candidates=mcfg.pointer)
+    val_set = WindowSampler(store, val_tunes, mcfg.composers, tcfg.window_frames,
+                            candidates=mcfg.pointer).fixed_windows(tcfg.seed, tcfg.val_windows)
 
     torch.manual_seed(tcfg.seed)
     model = SidModel(mcfg).to(device)
@@ -163,6 +169,8 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
         baseline = ChangeModel.from_dict(ckpt["baseline"])
     elif d.main:
         baseline = ChangeModel.fit(store.frames(t) for t in train_tunes)
+    if init is not None:
+        log(warm_start(model, init[1], tcfg.init_from))
     ddp_model = model
     if d.world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
