@@ -40,8 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.frame import (MODE_SAMPLE, MODE_TEACHER, SF_LEN, SF_TEMP, SF_TOPP, ST_COMP, ST_FHI, ST_KHI, ST_LEN, ST_N,
-                          ST_ORIGIN, ST_TOPK, feed_frames, run_frames)
+from engine.frame import (MODE_SAMPLE, MODE_TEACHER, SF_LEN, SF_REP, SF_TEMP, SF_TOPP, ST_COMP, ST_FHI, ST_KHI, ST_LEN,
+                          ST_N, ST_ORIGIN, ST_TOPK, feed_frames, run_frames)
+from engine.matches import NUM_GROUPS
+from engine.matchstate import MatchState
 from engine.jit import ensure_compiled
 from engine.kernels import SC_ROWS, SD_ROWS, SI_ROWS, scratch_width
 from engine.weights import D_CAP, D_MAXTOK, EngineModel, load_model
@@ -49,10 +51,14 @@ from engine.weights import D_CAP, D_MAXTOK, EngineModel, load_model
 MAX_TEMPERATURE = 1000.0
 MIN_TEMPERATURE = 1e-3   # below this (but > 0) exp(lp / T) under/overflows; use 0 for greedy
 DEFAULT_MAX_ROLLBACK = 256
+MIN_REPETITION, MAX_REPETITION = 0.0, 4.0   # scales the match sources' gate weight (pointer models)
 
 
-def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
-    """Raise ValueError unless temperature, top_k and top_p are in their allowed ranges."""
+def check_sampling(temperature: float, top_k: int, top_p: float, repetition: float = 1.0) -> None:
+    """Raise ValueError unless temperature, top_k, top_p and repetition are in their allowed ranges."""
+    if not MIN_REPETITION <= repetition <= MAX_REPETITION:
+        raise ValueError(f"repetition must be in {MIN_REPETITION:g}..{MAX_REPETITION:g} (0 = never copy from the "
+                         f"history, 1 = as trained, 2 = loops tighter), got {repetition}")
     if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
         raise ValueError(f"temperature must be 0 (greedy) or in {MIN_TEMPERATURE}..{MAX_TEMPERATURE}, got {temperature}")
     if not (isinstance(top_k, (int, np.integer)) and 0 <= top_k <= 256):
@@ -66,7 +72,7 @@ class Generator:
 
     def __init__(self, model: EngineModel | str | Path, *, max_rollback_frames: int = DEFAULT_MAX_ROLLBACK,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-                 composer: str | int | None = None, log=print):
+                 composer: str | int | None = None, repetition: float = 1.0, log=print):
         self.model = model if isinstance(model, EngineModel) else load_model(model)
         if not 1 <= max_rollback_frames <= 1 << 20:
             raise ValueError(f"max_rollback_frames must be in 1..{1 << 20}, got {max_rollback_frames}")
@@ -96,11 +102,19 @@ class Generator:
         self._no_lp = np.zeros((0, c.n_regs), np.float64)
         self._no_logits = np.zeros((0, c.n_regs, c.vocab), np.float64)
         self._zero = np.zeros((1, c.n_regs), np.uint8)
+        # pointer models: the match state over the whole timeline (an hour-long set fits) and
+        # the next frame's candidates; a token state for the others (the kernels' signature)
+        self.matches = (MatchState(max_rollback_frames=min(self.max_rollback_frames + 2, 1 << 16)) if c.pointer
+                        else MatchState(history_frames=64, table_bits=4, max_rollback_frames=1))
+        self.cand = (np.zeros((8, c.n_regs), np.uint8), np.zeros((8, c.n_regs), np.uint8),
+                     np.zeros((8, c.n_regs), np.uint8), np.zeros(NUM_GROUPS, np.uint8),
+                     np.full(NUM_GROUPS, -1, np.int64), np.zeros(8, np.int64), np.zeros(8, np.int64))
+        self._mbase = self.matches.length     # match-state position of timeline frame 0
         self._lock = threading.RLock()
         self._pending: dict = {}
         self._pending_lock = threading.Lock()
         self._origin_pending = True
-        self.set_sampling(temperature=temperature, top_k=top_k, top_p=top_p, composer=composer)
+        self.set_sampling(temperature=temperature, top_k=top_k, top_p=top_p, composer=composer, repetition=repetition)
         self.reseed(seed)
         self._apply_pending()
         ensure_compiled(self, log)
@@ -108,7 +122,8 @@ class Generator:
     # ------------------------------------------------------------------ settings (any thread)
 
     def set_sampling(self, *, temperature: float | None = None, top_k: int | None = None,
-                     top_p: float | None = None, composer: str | int | None = ...) -> None:
+                     top_p: float | None = None, composer: str | int | None = ...,
+                     repetition: float | None = None) -> None:
         """Stage sampling settings (None / omitted = unchanged); applied before the next frame.
         composer: a name (unknown names mean "any"), an index, or None ("any"); it conditions
         the frames fed from then on (frames already in the K/V ring keep theirs)."""
@@ -117,8 +132,9 @@ class Generator:
             t = cur["temperature"] if temperature is None else float(temperature)
             k = cur["top_k"] if top_k is None else top_k
             p = cur["top_p"] if top_p is None else float(top_p)
-            check_sampling(t, k, p)
-            new = {"temperature": t, "top_k": int(k), "top_p": p}
+            r = cur["repetition"] if repetition is None else float(repetition)
+            check_sampling(t, k, p, r)
+            new = {"temperature": t, "top_k": int(k), "top_p": p, "repetition": r}
             if composer is not ...:
                 new["composer"] = self.composer_index(composer)
             self._pending.update(new)
@@ -155,7 +171,8 @@ class Generator:
         return self.cfg.composer_index(composer)
 
     def _current_settings(self) -> dict:
-        cur = {"temperature": float(self.sf[SF_TEMP]), "top_k": int(self.st[ST_TOPK]), "top_p": float(self.sf[SF_TOPP])}
+        cur = {"temperature": float(self.sf[SF_TEMP]), "top_k": int(self.st[ST_TOPK]), "top_p": float(self.sf[SF_TOPP]),
+               "repetition": float(self.sf[SF_REP])}
         cur.update({k: v for k, v in self._pending.items() if k in cur})
         return cur
 
@@ -163,7 +180,8 @@ class Generator:
     def settings(self) -> dict:
         """The settings in force (not counting staged ones)."""
         return {"temperature": float(self.sf[SF_TEMP]), "top_k": int(self.st[ST_TOPK]),
-                "top_p": float(self.sf[SF_TOPP]), "composer": self.cfg.composers[int(self.st[ST_COMP])],
+                "top_p": float(self.sf[SF_TOPP]), "repetition": float(self.sf[SF_REP]),
+                "composer": self.cfg.composers[int(self.st[ST_COMP])],
                 "seed": int(self.seed_arr[0]), "forced": self.fmask.astype(bool).copy(),
                 "forced_values": self.fvals.copy()}
 
@@ -172,6 +190,7 @@ class Generator:
             p, self._pending = self._pending, {}
         if "temperature" in p:
             self.sf[SF_TEMP], self.st[ST_TOPK], self.sf[SF_TOPP] = p["temperature"], p["top_k"], p["top_p"]
+            self.sf[SF_REP] = p["repetition"]
         if "composer" in p:
             self.st[ST_COMP] = p["composer"]
         if "forced" in p:
@@ -195,6 +214,8 @@ class Generator:
         lo = max(1, fhi - cap + 1)          # frame L-1 must still be in the history ring
         if khi > cap:
             lo = max(lo, khi - cap + W)     # positions L-W .. L-2 must still be in the K/V ring
+        if self.cfg.pointer:
+            lo = max(lo, self.length - self.matches.undo_frames)   # the match state's undo log
         return min(lo, self.length) if self.length else 0
 
     def reset(self) -> None:
@@ -202,6 +223,8 @@ class Generator:
         with self._lock:
             self.st[ST_N] = self.st[ST_KHI] = self.st[ST_FHI] = 0
             self._origin_pending = True
+            self.matches.begin_tune()
+            self._mbase = self.matches.length
 
     def prime(self, frames) -> None:
         """Append frames (P, 25) 0..255 as given, e.g. a prompt or frames played elsewhere."""
@@ -210,7 +233,7 @@ class Generator:
             self._apply_pending()
             m = self.model
             feed_frames(m.W8, m.WF, m.lay, self.dims, m.fpar, self.kc, self.vc, self.hist, self.sc, self.st,
-                        fr, len(fr))
+                        fr, len(fr), self.matches.arrays(), self.cand)
 
     def generate(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
         """Generate n frames; returns out (n, 25) uint8 (allocated if not given)."""
@@ -242,7 +265,7 @@ class Generator:
             m = self.model
             run_frames(m.W8, m.WF, m.lay, self.dims, m.fpar, m.order, self.kc, self.vc, self.hist, self.lk, self.lv,
                        self.sc, self.sd, self.si, self.st, self.sf, self.seed_arr, self.fmask, self.fvals,
-                       n, mode, teacher, out, out_lp, out_logits)
+                       n, mode, teacher, out, out_lp, out_logits, self.matches.arrays(), self.cand)
         return out
 
     def rollback(self, n_frames: int) -> None:
@@ -257,6 +280,8 @@ class Generator:
                                  f"the oldest restorable length is {self.min_length} "
                                  f"(max_rollback_frames={self.max_rollback_frames})")
             self.st[ST_N] = length
+            if self.cfg.pointer:   # frames 0..length-2 went through the global model: keep those
+                self.matches.rollback(self._mbase + length - 1)
 
     def last_frames(self, n: int) -> np.ndarray:
         """The timeline's last n frames (those still in the history ring of `capacity` rows)."""
@@ -281,7 +306,8 @@ class Generator:
         """Call both kernels on zero frames: compiles them (or loads them from the cache)."""
         m = self.model
         feed_frames(m.W8, m.WF, m.lay, self.dims, m.fpar, self.kc, self.vc, self.hist, self.sc, self.st,
-                    self._zero, 0)
+                    self._zero, 0, self.matches.arrays(), self.cand)
         run_frames(m.W8, m.WF, m.lay, self.dims, m.fpar, m.order, self.kc, self.vc, self.hist, self.lk, self.lv,
                    self.sc, self.sd, self.si, self.st, self.sf, self.seed_arr, self.fmask, self.fvals,
-                   0, MODE_SAMPLE, self._no_teacher, self._zero[:0], self._no_lp, self._no_logits)
+                   0, MODE_SAMPLE, self._no_teacher, self._zero[:0], self._no_lp, self._no_logits,
+                   self.matches.arrays(), self.cand)

@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.frame import feed_frames, run_frames
 
 COMPILE_ESTIMATE_S = 30          # first build here: ~14 s of CPU, 20-45 s of wall time on a busy machine
-KERNEL_SOURCES = ("weights.py", "kernels.py", "sampler.py", "frame.py")
+KERNEL_SOURCES = ("weights.py", "kernels.py", "sampler.py", "matches.py", "candidates.py", "pointer.py", "frame.py")
 STAMP_NAME = "engine-kernels.sha256"
 _ready = threading.Event()
 _lock = threading.Lock()

@@ -22,18 +22,19 @@ from numba import njit
 from engine.weights import (B_ATTN_NORM, B_MLP_NORM, B_W_DOWN, B_W_UP, B_WK, B_WO, B_WQ, B_WV, BLOCK_SLOTS, D_CAP,
                             D_DG, D_DL, D_DR, D_FG, D_FL, D_HG, D_LG, D_LL, D_V, D_W, E_BLOCKS, E_COMPOSER_EMB,
                             E_COPY_BONUS, E_G_NORM, E_G_TO_LOCAL, E_IN_EMB, E_RO_BIAS, E_RO_DOWN, E_RO_NORM1,
-                            E_RO_NORM2, E_RO_OUT, E_RO_SAME, E_RO_UP, F_EPS, F_THETA)
+                            E_RO_NORM2, E_RO_OUT, E_RO_SAME, E_RO_UP, F_EPS, F_THETA, D_PTR, P_CAND_SCALE,
+                            P_LEN_EMB)
 
 # float reassociation for vectorised dot products; no nnan/ninf (the sampler relies on -inf)
 FM = {"reassoc", "nsz", "arcp", "contract"}
 
 # float32 scratch rows
 SC_X, SC_H, SC_Q, SC_K, SC_V, SC_ATT, SC_FF, SC_TMP, SC_SCORES, SC_COS, SC_SIN = range(11)
-SC_G, SC_LX, SC_STATE, SC_U, SC_QEMB, SC_HN, SC_Z, SC_TOK = range(11, 19)
-SC_ROWS = 19
+SC_G, SC_LX, SC_STATE, SC_U, SC_QEMB, SC_HN, SC_Z, SC_TOK, SC_FEAT = range(11, 20)
+SC_ROWS = 20
 # float64 scratch rows (sampler)
-SD_LP, SD_Z, SD_P, SD_CUM = range(4)
-SD_ROWS = 4
+SD_LP, SD_Z, SD_P, SD_CUM, SD_GATES = range(5)
+SD_ROWS = 5
 SI_IDX, SI_TMP = range(2)
 SI_ROWS = 2
 
@@ -219,9 +220,34 @@ def block(W8, WF, lay, base, eps, x, kt, vt, col, first, n, sc, h, q, k, v, att,
 
 
 @njit(cache=True, nogil=True)
-def global_step(W8, WF, lay, dims, fpar, kc, vc, sc, frame, composer, pos):
+def pointer_input(W8, WF, lay, dims, frame, cv, ck, gb, x, tmp):
+    """x (dg,) += sum_g len_emb[g*7 + gb[g]] + sum_s cand_scale[s] * (the in_emb rows of the
+    candidates that change `frame`) (training/pointer.py's candidate_input); tmp (dg,) scratch."""
+    dg, V, e0 = dims[D_DG], dims[D_V], dims[D_PTR]
+    for g in range(gb.shape[0]):
+        add_row(W8, WF, lay, e0 + P_LEN_EMB, g * 7 + gb[g], x)
+    es = e0 + P_CAND_SCALE
+    cols = lay[es, 2]
+    for s in range(cv.shape[0]):
+        used = False
+        for j in range(dg):
+            tmp[j] = 0.0
+        for r in range(frame.shape[0]):
+            if ck[s, r] and cv[s, r] != frame[r]:
+                add_row(W8, WF, lay, E_IN_EMB, r * V + cv[s, r], tmp)
+                used = True
+        if used:
+            row = W8[lay[es, 0] + s * cols:lay[es, 0] + (s + 1) * cols]
+            scale = WF[lay[es, 3] + s]
+            for j in range(dg):
+                x[j] += tmp[j] * (np.float32(row[j]) * scale)
+
+
+@njit(cache=True, nogil=True)
+def global_step(W8, WF, lay, dims, fpar, kc, vc, sc, frame, composer, pos, cv, ck, gb):
     """Feed `frame` (25,) at absolute position `pos`: K/V into ring slot pos % cap, attention
-    over the last min(pos+1, context) positions. Leaves g_to_local(final norm) in sc[SC_G]."""
+    over the last min(pos+1, context) positions. Leaves g_to_local(final norm) in sc[SC_G].
+    Pointer models (dims[D_PTR] > 0) add the next frame's candidates cv, ck (8, 25), gb (9,)."""
     R, V, dg, Lg, Hg = frame.shape[0], dims[D_V], dims[D_DG], dims[D_LG], dims[D_HG]
     # kc, vc: (Lg, Hg, hd, cap)
     cap, W, eps = dims[D_CAP], dims[D_W], fpar[F_EPS]
@@ -231,6 +257,8 @@ def global_step(W8, WF, lay, dims, fpar, kc, vc, sc, frame, composer, pos):
     for r in range(R):
         add_row(W8, WF, lay, E_IN_EMB, r * V + frame[r], x)
     add_row(W8, WF, lay, E_COMPOSER_EMB, composer, x)
+    if dims[D_PTR] > 0:
+        pointer_input(W8, WF, lay, dims, frame, cv, ck, gb, x, sc[SC_TMP, :dg])
     hd = dg // Hg
     cos = sc[SC_COS, :hd // 2]
     sin = sc[SC_SIN, :hd // 2]
@@ -270,9 +298,10 @@ def log_sigmoid(x):
 
 
 @njit(cache=True, nogil=True)
-def readout(W8, WF, lay, dims, fpar, sc, sd, reg, prev):
-    """The step's 256 normalized log-probs (float64) into sd[SD_LP] from u = state + query
-    embedding (sc[SC_STATE] + sc[SC_QEMB]); the copy path p(no change) sits at `prev`."""
+def readout_parts(W8, WF, lay, dims, fpar, sc, sd, reg, prev):
+    """The readout's common part from u = state + query embedding (sc[SC_STATE] + sc[SC_QEMB]):
+    hn into sc[SC_HN], z = ro_out(hn) + ro_bias[reg] (float64, -inf at `prev`) into sd[SD_Z];
+    returns (s, lse): the copy logit <hn, ro_same[reg]> + copy_bonus[reg] and log sum exp z."""
     dl, V, eps = dims[D_DL], dims[D_V], fpar[F_EPS]
     u = sc[SC_U, :dl]
     st = sc[SC_STATE, :dl]
@@ -304,7 +333,16 @@ def readout(W8, WF, lay, dims, fpar, sc, sd, reg, prev):
     tot = 0.0
     for w in range(V):
         tot += math.exp(z[w] - m)
-    lse = m + math.log(tot)
+    return s, m + math.log(tot)
+
+
+@njit(cache=True, nogil=True)
+def readout(W8, WF, lay, dims, fpar, sc, sd, reg, prev):
+    """The step's 256 normalized log-probs (float64) into sd[SD_LP]; the copy path p(no
+    change) = sigmoid(s) sits at `prev`, the rest is sigmoid(-s) * softmax(z)."""
+    V = dims[D_V]
+    s, lse = readout_parts(W8, WF, lay, dims, fpar, sc, sd, reg, prev)
+    z = sd[SD_Z, :V]
     lsn = log_sigmoid(-s)
     lp = sd[SD_LP, :V]
     for w in range(V):

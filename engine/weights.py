@@ -36,10 +36,14 @@ B_ATTN_NORM, B_WQ, B_WK, B_WV, B_WO, B_MLP_NORM, B_W_UP, B_W_DOWN = (np.int64(i)
 BLOCK_NAMES = ("attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_up", "w_down")
 BLOCK_SLOTS = np.int64(len(BLOCK_NAMES))
 
+# pointer models: 6 more slots after the local blocks, at dims[D_PTR] + P_*
+(P_CAND_SCALE, P_LEN_EMB, P_CAND_FEAT, P_HIT_EMB, P_GATE_W, P_GATE_B) = (np.int64(i) for i in range(6))
+POINTER_NAMES = ("cand_scale", "len_emb", "cand_feat", "hit_emb", "gate_w", "gate_b")
+
 # dims
 (D_R, D_V, D_DG, D_LG, D_HG, D_FG, D_DL, D_LL, D_HL, D_FL, D_DR, D_W, D_CAP, D_ALL, D_NCOMP,
- D_MAXTOK) = range(16)
-N_DIMS = 16
+ D_MAXTOK, D_PTR) = range(17)
+N_DIMS = 17   # D_PTR: the first pointer slot, 0 for a model without the pointer design
 F_EPS, F_THETA = 0, 1
 
 
@@ -72,6 +76,7 @@ class EngineModel:
         d[D_ALL] = 1 if c.local_events == "all" else 0
         d[D_NCOMP] = len(c.composers)
         d[D_MAXTOK] = c.n_regs + 1
+        d[D_PTR] = E_BLOCKS + BLOCK_SLOTS * (c.n_layers_global + c.n_layers_local) if c.pointer else 0
         return d
 
 
@@ -79,6 +84,8 @@ def slot(name: str, cfg: ModelConfig) -> int:
     """The `lay` row of a tensor name ('g1.wq' -> E_BLOCKS + 8 + B_WQ)."""
     if name in TOP_NAMES:
         return TOP_NAMES.index(name)
+    if name in POINTER_NAMES:
+        return int(E_BLOCKS + BLOCK_SLOTS * (cfg.n_layers_global + cfg.n_layers_local)) + POINTER_NAMES.index(name)
     head, _, leaf = name.partition(".")
     i = int(head[1:])
     base = int(E_BLOCKS) if head[0] == "g" else int(E_BLOCKS + BLOCK_SLOTS * cfg.n_layers_global)
@@ -112,7 +119,7 @@ def load_model(path: str | Path) -> EngineModel:
     f = load_sidm(path)  # header, sizes, tensor records and shapes vs the config
     cfg = _config(path, f.config)
     shapes = param_shapes(cfg)
-    n_e = E_BLOCKS + BLOCK_SLOTS * (cfg.n_layers_global + cfg.n_layers_local)
+    n_e = E_BLOCKS + BLOCK_SLOTS * (cfg.n_layers_global + cfg.n_layers_local) + (len(POINTER_NAMES) if cfg.pointer else 0)
     lay = np.full((n_e, 4), -1, np.int64)
     n8 = sum(int(np.prod(s)) for k, s in shapes.items() if len(s) == 2)
     nf = sum(s[0] for s in shapes.values())

@@ -31,7 +31,12 @@ import math
 import numpy as np
 import torch
 
+from engine.candidates import candidate_frame
+from engine.config import POINTER_FEATURES
+from engine.matches import NUM_BUCKETS, NUM_GROUPS
+from engine.matchstate import MatchState
 from training.model import SidModel, rope_tables
+from training.pointer import MAX_BUCKET, Cands, candidate_input
 
 MASK64 = (1 << 64) - 1
 
@@ -72,13 +77,23 @@ def pick(logits: np.ndarray, temperature: float, top_k: int, top_p: float, u: fl
 
 
 class GlobalCache:
-    """Per-layer K/V of the last `capacity` frames: lists of (H, hd) tensors."""
+    """Per-layer K/V of the last `capacity` frames: lists of (H, hd) tensors; for pointer models
+    also the match state and the next frame's candidates (cv, ck, cb (8, 25), gb (9,))."""
 
-    def __init__(self, n_layers: int, capacity: int):
+    def __init__(self, n_layers: int, capacity: int, pointer: bool = False):
         self.k = [[] for _ in range(n_layers)]
         self.v = [[] for _ in range(n_layers)]
         self.capacity = capacity
         self.pos = 0
+        self.matches = MatchState(table_bits=16, history_frames=1 << 16) if pointer else None
+        self.cand = tuple(np.zeros((8, 25), np.uint8) for _ in range(3)) + (np.zeros(NUM_GROUPS, np.uint8),)
+
+    def push_candidates(self, frame: np.ndarray) -> None:
+        """The frame joins the match state; the candidates for the frame after it."""
+        ptr, gb = self.matches.push(frame)
+        cv, ck, cb, _ = self.cand
+        candidate_frame(self.matches.hist, self.matches.st, np.int64(self.matches.length - 1), ptr, gb, cv, ck, cb)
+        self.cand = (cv, ck, cb, gb)
 
 
 def _attend(q: torch.Tensor, ks: list, vs: list) -> torch.Tensor:
@@ -96,6 +111,12 @@ def global_step(model: SidModel, frame: np.ndarray, composer: int, cache: Global
     cfg = model.cfg
     idx = torch.as_tensor(frame.astype(np.int64)) + model.reg_base
     x = (model.in_emb.weight[idx].sum(0) + model.composer_emb.weight[composer]).view(1, 1, -1)
+    if cfg.pointer:
+        cache.push_candidates(frame)
+        cv, ck, cb, gb = cache.cand
+        c = Cands.from_numpy(cv[None, None], ck[None, None], cb[None, None], gb[None, None])
+        fr = torch.as_tensor(frame.astype(np.int64))[None, None]
+        x = x + candidate_input(model.in_emb.weight, model.cand_scale, model.len_emb.weight, model.reg_base, fr, c)
     cos, sin = rope_tables(np.array([cache.pos]), cfg.d_global // cfg.n_heads_global, cfg.rope_theta)
     for i, blk in enumerate(model.g):
         q, k, v = blk.qkv(x, cos, sin)  # (1, H, 1, hd)
@@ -132,9 +153,64 @@ def readout_one(model: SidModel, u: torch.Tensor, reg: int, prev: int) -> np.nda
     return lp
 
 
+def _logaddexp(a: float, b: float) -> float:
+    if a == -np.inf:
+        return b
+    if b == -np.inf:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
 @torch.no_grad()
-def local_frame(model: SidModel, h: torch.Tensor, prev: np.ndarray, choose) -> np.ndarray:
-    """Write the next frame register by register. choose(k, reg, logits) -> byte."""
+def readout_pointer(model: SidModel, u: torch.Tensor, reg: int, prev: int, cand, repetition: float = 1.0) -> np.ndarray:
+    """The pointer model's 256 log-probs (float64): p(v) = pi_prev [v == prev] + sum_s pi_s
+    [c_s == v] + pi_gen q(v) (training/pointer.py), in the engine's order of operations:
+    gates g = (s, g_0..g_7 (-inf: invalid, or a match source at repetition 0), 0), m = max g,
+    tot = sum exp(g - m) in that order; lp = log pi_gen + z - lse, lp[prev] = log pi_prev,
+    then lp[c_s] = logaddexp(lp[c_s], log pi_s) for s ascending."""
+    cv, ck, cb = cand[:3]
+    hn = model.readout_hidden(u)
+    s = float((hn * model.ro_same[reg]).sum() + model.copy_bonus[reg])
+    V = model.cfg.vocab
+    z = (model.ro_out(hn) + model.ro_bias[reg * V:(reg + 1) * V]).numpy().astype(np.float64)
+    z[prev] = -np.inf
+    mz = z.max()
+    lse = mz + math.log(np.cumsum(np.exp(z - mz))[-1])
+    S = cv.shape[0]
+    g = np.full(S + 2, -np.inf)
+    g[0], g[S + 1] = s, 0.0
+    for k in range(S):
+        if ck[k, reg] and (k >= 4 or repetition > 0):
+            g[1 + k] = float((hn * model.gate_w[k]).sum() + model.gate_b[(reg * S + k) * NUM_BUCKETS + int(cb[k, reg])])
+            if k < 4 and repetition != 1.0:
+                g[1 + k] += math.log(repetition)
+    m = g.max()
+    log_tot = math.log(np.cumsum(np.exp(g - m))[-1])
+    lp = (g[S + 1] - m - log_tot) + (z - lse)
+    lp[prev] = g[0] - m - log_tot
+    for k in range(S):
+        if g[1 + k] != -np.inf:
+            c = int(cv[k, reg])
+            lp[c] = _logaddexp(lp[c], g[1 + k] - m - log_tot)
+    return lp
+
+
+def _features(cand, reg: int, p: int, hits, misses) -> torch.Tensor:
+    """The step's candidate features (40,) float32, source-major (training/pointer.py)."""
+    cv, ck, cb = cand[:3]
+    f = np.zeros((cv.shape[0], POINTER_FEATURES), np.float32)
+    for s in range(cv.shape[0]):
+        ok = bool(ck[s, reg])
+        f[s] = (float(ok), float(ok and cv[s, reg] == p), np.float32(cb[s, reg]) / np.float32(MAX_BUCKET),
+                math.log1p(hits[s]), math.log1p(misses[s]))
+    return torch.from_numpy(f.reshape(-1))
+
+
+@torch.no_grad()
+def local_frame(model: SidModel, h: torch.Tensor, prev: np.ndarray, choose, cand=None,
+                repetition: float = 1.0) -> np.ndarray:
+    """Write the next frame register by register. choose(k, reg, logits) -> byte. cand: the
+    frame's candidates (pointer models: GlobalCache.cand)."""
     cfg = model.cfg
     V = cfg.vocab
     ks = [[] for _ in model.l]
@@ -151,13 +227,29 @@ def local_frame(model: SidModel, h: torch.Tensor, prev: np.ndarray, choose) -> n
 
     state = push(model.g_to_local(h))
     out = prev.copy()
+    hits, misses = np.zeros(8, np.int64), np.zeros(8, np.int64)
     for k, reg in enumerate(cfg.write_order):
         p = int(prev[reg])
         q_emb = model.prev_emb.weight[reg * V + p]
-        v = int(choose(k, reg, readout_one(model, state + q_emb, reg, p)))
+        if cfg.pointer:
+            q_emb = q_emb + model.cand_feat(_features(cand, reg, p, hits, misses))
+            lp = readout_pointer(model, state + q_emb, reg, p, cand, repetition)
+        else:
+            lp = readout_one(model, state + q_emb, reg, p)
+        v = int(choose(k, reg, lp))
         out[reg] = v
+        tok = model.val_emb.weight[reg * V + v] + q_emb
+        if cfg.pointer:
+            cv, ck = cand[0], cand[1]
+            for s in range(cv.shape[0]):
+                if ck[s, reg]:
+                    if cv[s, reg] == v:
+                        hits[s] += 1
+                        tok = tok + model.hit_emb[s]
+                    else:
+                        misses[s] += 1
         if cfg.local_events == "all" or v != p:
-            state = push(model.val_emb.weight[reg * V + v] + q_emb)
+            state = push(tok)
     return out
 
 
@@ -175,7 +267,7 @@ def _force_rows(arr, n: int, dtype, name: str) -> np.ndarray | None:
 @torch.no_grad()
 def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer: str | int | None = None,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-             force_mask=None, force_values=None) -> np.ndarray:
+             force_mask=None, force_values=None, repetition: float = 1.0) -> np.ndarray:
     """Generate n_frames (n, 25) uint8 after `prompt` (P, 25) uint8; no prompt = one all-zero frame."""
     model.eval()
     cfg = model.cfg
@@ -190,7 +282,7 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
     fvals = _force_rows(force_values, n_frames, np.uint8, "force_values")
     if (fmask is None) != (fvals is None):
         raise ValueError("force_mask and force_values go together")
-    cache = GlobalCache(cfg.n_layers_global, cfg.context_frames)
+    cache = GlobalCache(cfg.n_layers_global, cfg.context_frames, cfg.pointer)
     for f in prompt[:-1]:
         global_step(model, f, comp, cache)
     cur = prompt[-1]
@@ -203,7 +295,7 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
                 return int(fvals[i, reg])
             return pick(logits, temperature, top_k, top_p, uniform(seed, i * cfg.n_regs + k))
 
-        cur = local_frame(model, h, cur, choose)
+        cur = local_frame(model, h, cur, choose, cache.cand, repetition)
         out[i] = cur
     return out
 
@@ -213,7 +305,7 @@ def incremental_logprobs(model: SidModel, frames: np.ndarray, composer: int = 0)
     """Teacher-forced log2-probs (N, 25) of frames[1:] given frames[:-1], through the sampler's path."""
     model.eval()
     cfg = model.cfg
-    cache = GlobalCache(cfg.n_layers_global, cfg.context_frames)
+    cache = GlobalCache(cfg.n_layers_global, cfg.context_frames, cfg.pointer)
     out = np.zeros((len(frames) - 1, cfg.n_regs))
     for i in range(len(frames) - 1):
         h = global_step(model, frames[i], composer, cache)
@@ -223,5 +315,5 @@ def incremental_logprobs(model: SidModel, frames: np.ndarray, composer: int = 0)
             out[i, reg] = logits[tgt[reg]] / math.log(2)
             return int(tgt[reg])
 
-        local_frame(model, h, frames[i], choose)
+        local_frame(model, h, frames[i], choose, cache.cand)
     return out
