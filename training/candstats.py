@@ -36,7 +36,7 @@ from engine.matches import G_FRAME, G_NOTES, G_VNOTES1, G_VOICE1, GROUPS
 from engine.matchstate import MatchState
 from sidlive.frames import NUM_REGS, FramesFormatError
 from training.dataset import FrameStore, load_index
-from training.score import load_frames
+from training.scorers import load_frames
 
 B32 = LENS.index(32) + 1  # bucket of a 32-frame match
 B16 = LENS.index(16) + 1

@@ -16,42 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
-from engine.config import ANY_COMPOSER, normalize_composer
-from engine.generator import Generator
-from engine.weights import EngineModel, load_model
 from sidlive.frames import save_regs
 from training.export import export, model_from_sidm
 from training.model import load_checkpoint
-from training.score import TorchScorer, load_frames, score_files
-
-
-class EngineScorer:
-    """Teacher-forced log2-probs through the engine (one Generator, reset per call)."""
-
-    def __init__(self, model: EngineModel | str | Path, log=print):
-        self.gen = Generator(model if isinstance(model, EngineModel) else load_model(model),
-                             max_rollback_frames=1, log=log)
-        self.cfg = self.gen.cfg
-
-    def composer_known(self, name: str) -> bool:
-        """True when the model conditions on this composer (or it means "any")."""
-        key = normalize_composer(name)
-        return key == ANY_COMPOSER or any(c.lower() == key.lower() for c in self.cfg.composers)
-
-    def logprobs(self, regs: np.ndarray, composer: str | int | None = None) -> np.ndarray:
-        """log2-probs (N, 25) of regs, teacher-forced through the engine from an all-zero frame."""
-        g = self.gen
-        g.reset()
-        g.set_sampling(composer=composer)
-        g.prime(np.zeros((1, self.cfg.n_regs), np.uint8))
-        return g.teacher_logprobs(np.asarray(regs, np.uint8)) / math.log(2)
+from training.score import score_files
+from training.scorers import EngineScorer, TorchScorer, load_frames
 
 
 def int8_cost(ckpt_path: str | Path, paths: list, composer: str | None = None, max_frames: int | None = None,

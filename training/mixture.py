@@ -31,10 +31,10 @@ import numpy as np
 from numba import njit
 
 from engine.candidates import NUM_BUCKETS, NUM_SOURCES, SOURCES, tune_candidates
-from sidlive.frames import NUM_REGS
+from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
 from training.baseline import ChangeModel
 from training.dataset import FrameStore, load_index, split
-from training.score import load_scorer
+from training.scorers import load_scorer
 
 MIX_SOURCES = SOURCES + ("prev",)
 NUM_MIX = NUM_SOURCES + 1  # 9
@@ -269,28 +269,41 @@ def _bits_per_frame(log2p: np.ndarray) -> float:
     return float(-log2p.sum() / max(len(log2p), 1))
 
 
+def _scored(scorer, data_dir, pool, n: int, seconds: float, rng, name: str, log) -> tuple:
+    """(model log2p, mixture inputs, frames) of n tunes drawn from pool, each cut to `seconds`."""
+    if len(pool) < n:
+        raise ValueError(f"{data_dir}: the {name} split has {len(pool)} tunes, fewer than the {n} asked for")
+    store = FrameStore(data_dir)
+    max_frames = max(1, int(round(seconds * PAL_FRAME_RATE_HZ)))
+    lps, inps, regs = [], [], []
+    t0 = time.perf_counter()
+    for i in rng.choice(len(pool), size=n, replace=False):
+        r = np.ascontiguousarray(store.frames(pool[i])[:max_frames])
+        lps.append(scorer.logprobs(r, pool[i].composer))
+        inps.append(mixture_inputs(r))
+        regs.append(r)
+    out = (np.concatenate(lps), MixInputs.concat(inps), np.concatenate(regs))
+    if log:
+        log(f"{name}: {n} tunes, {len(out[2])} frames scored in {time.perf_counter() - t0:.0f} s")
+    return out
+
+
+def fit_on_data(scorer, data_dir: str | Path, n_tunes: int = 30, seconds: float = 60.0, val_permille: int = 50,
+                seed: int = 1337, steps: int = 300, log=print) -> MixtureWeights:
+    """Mixture weights over `scorer` fitted on n_tunes training tunes of a collection dump."""
+    train, _ = split(load_index(data_dir), val_permille, seed)
+    data = _scored(scorer, data_dir, train, n_tunes, seconds, np.random.default_rng(seed), "fit", log)
+    return fit_mixture(*data, steps=steps, log=log)
+
+
 def measure(scorer, data_dir: str | Path, train_tunes: int = 30, val_tunes: int = 20, seconds: float = 60.0,
             val_permille: int = 50, seed: int = 1337, steps: int = 300, log=print) -> tuple[dict, MixtureWeights]:
     """Fit the mixture over `scorer` on train_tunes training tunes and score val_tunes held-back
     ones (training.dataset.split), each cut to `seconds`; bits/frame of model and mixture."""
     train, val = split(load_index(data_dir), val_permille, seed)
     rng = np.random.default_rng(seed)
-    store = FrameStore(data_dir)
-    max_frames = max(1, int(round(seconds * 50.125)))
-    sets = {}
-    for name, pool, n in (("train", train, train_tunes), ("val", val, val_tunes)):
-        if len(pool) < n:
-            raise ValueError(f"{data_dir}: {name} split has {len(pool)} tunes, fewer than the {n} asked for")
-        lps, inps, regs = [], [], []
-        t0 = time.perf_counter()
-        for i in rng.choice(len(pool), size=n, replace=False):
-            r = np.ascontiguousarray(store.frames(pool[i])[:max_frames])
-            lps.append(scorer.logprobs(r, pool[i].composer))
-            inps.append(mixture_inputs(r))
-            regs.append(r)
-        sets[name] = (np.concatenate(lps), MixInputs.concat(inps), np.concatenate(regs))
-        if log:
-            log(f"{name}: {n} tunes, {len(sets[name][2])} frames scored in {time.perf_counter() - t0:.0f} s")
+    sets = {name: _scored(scorer, data_dir, pool, n, seconds, rng, name, log)
+            for name, pool, n in (("train", train, train_tunes), ("val", val, val_tunes))}
     t0 = time.perf_counter()
     weights = fit_mixture(*sets["train"], steps=steps, log=log)
     report = {"fit_seconds": round(time.perf_counter() - t0, 2)}

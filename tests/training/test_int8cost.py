@@ -9,7 +9,7 @@ from engine.weights import load_model
 from sidlive.frames import Frames, save
 from sidlive.measure.enginebench import random_model, time_engine
 from tests.conftest import walk
-from training.int8cost import EngineScorer
+from training.scorers import EngineScorer
 
 
 def test_engine_scorer_matches_reference_incremental_logprobs(tiny):

@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from sidlive.frames import Frames, save
+from tests.conftest import patterned
 from training.baseline import ChangeModel
 from training.config import resolve
 from training.dataset import FrameStore, load_index, write_synthetic
 from training.model import load_checkpoint
-from training.score import TorchScorer, format_table, main, score_files
+from training.score import format_table, main, score_files
+from training.scorers import TorchScorer
 from training.train import train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,3 +115,38 @@ def test_cli_scores_a_sid_file(trained, hvsc, capsys):
     assert main([str(ckpt), str(tune), "--seconds", "2", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["files"][0]["frames"] == 100 and rep["mean"]["bits_per_frame"]["model"] > 0
+
+
+@pytest.fixture(scope="module")
+def trained_pointer(tmp_path_factory):
+    """A tiny pointer model trained 3 steps, exported (with its data dir for the mixture fit)."""
+    d = tmp_path_factory.mktemp("score_ptr")
+    write_synthetic(d / "data", n_tunes=20, seed=5, min_frames=60, max_frames=300)
+    m, t = resolve(REPO / "training/configs/tiny.toml",
+                   overrides={"data_dir": str(d / "data"), "run_dir": str(d / "run"), "max_steps": 3, "pointer": True})
+    train(m, t, log=lambda s: None)
+    from training.export import export
+    export(d / "run" / "last.pt", d / "p.sidm", log=None)
+    p = d / "tune.regs"
+    phrase = patterned(100, seed=3)
+    save(Frames(regs=np.concatenate([phrase[:64]] * 5 + [phrase]), author="Alpha"), p)   # a phrase played 5 times
+    return d, p
+
+
+def test_score_a_pointer_model_with_the_mixture_and_frame_kinds(trained_pointer, capsys):
+    d, tune = trained_pointer
+    assert main([str(d / "p.sidm"), str(tune), "--fit-mixture", str(d / "data"), "--fit-tunes", "4",
+                 "--save-mixture", str(d / "w.npz"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    m = rep["mean"]
+    assert set(m["bits_per_frame"]) == {"model", "baseline", "mixture"}
+    assert sum(m["kind_frames"][k] for k in ("frame_match", "other")) == m["frames"]
+    assert m["bits_by_kind"]["model"]["frame_match"] < m["bits_by_kind"]["model"]["other"]   # synthetic tunes repeat
+    # the engine and PyTorch agree on the same file; the saved weights score the same
+    assert main([str(d / "run" / "last.pt"), str(tune), "--mixture", str(d / "w.npz"), "--json"]) == 0
+    torch_rep = json.loads(capsys.readouterr().out)["mean"]["bits_per_frame"]
+    assert torch_rep["model"] == pytest.approx(m["bits_per_frame"]["model"], rel=0.05)
+    assert torch_rep["mixture"] == pytest.approx(m["bits_per_frame"]["mixture"], rel=0.05)
+    # the mixture over another model
+    assert main([str(d / "p.sidm"), str(tune), "--mixture-of", str(d / "p.sidm"), "--mixture", str(d / "w.npz")]) == 0
+    assert "mixture:p" in capsys.readouterr().out
