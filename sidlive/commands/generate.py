@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temp", type=float, default=1.0, help="temperature, 0 = greedy (default 1.0)")
     ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely values, 0 = off (default)")
     ap.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1 = off (default)")
+    ap.add_argument("--repetition", type=float, default=1.0,
+                    help="how much a pointer model repeats from the history: 0 never copies, 1 as trained "
+                         "(default), 2 loops tighter")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--prompt", type=Path, default=None, help="prompt: a .sid tune or a .regs/.txt frames file")
     ap.add_argument("--prompt-seconds", type=float, default=4.0, help="seconds of the prompt to use (default 4)")
@@ -29,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         info = generate_file(args.output, model=args.model, frames=args.frames, temperature=args.temp,
-                             top_k=args.top_k, top_p=args.top_p, seed=args.seed, prompt=args.prompt,
+                             top_k=args.top_k, top_p=args.top_p, repetition=args.repetition, seed=args.seed, prompt=args.prompt,
                              prompt_seconds=args.prompt_seconds, composer=args.composer,
                              with_prompt=args.with_prompt, chip=args.chip, rate_hz=args.rate,
                              log=lambda s: print(s, file=sys.stderr, flush=True))

@@ -68,12 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--chip", choices=CHIPS, default=D.chip)
     ap.add_argument("--seed", type=int, default=D.seed, help="base random seed (reseed steps from it)")
     ap.add_argument("--temp", type=float, default=None, help="initial temperature")
+    ap.add_argument("--repetition", type=float, default=None, help="initial repetition (0..2; pointer models)")
     return ap
 
 
 def config_from_args(args) -> LiveConfig:
     """The LiveConfig for parsed `sidlive live` arguments."""
-    controls = {} if args.temp is None else {"temperature": args.temp}
+    controls = {k: v for k, v in (("temperature", args.temp), ("repetition", args.repetition)) if v is not None}
     return LiveConfig(model=args.model, controller=args.controller, loops_dir=args.loops, record=args.record,
                       audio=args.audio, midi=args.midi, asid=args.asid,
                       asid_lead_s=args.asid_lead_ms / 1e3, fx=args.fx, fx_on=args.fx_on,

@@ -159,6 +159,9 @@ def _registry() -> dict[str, Param]:
           doc="nucleus sampling: keep the smallest set of bytes with this probability mass (1 = off)"),
         P("top_k", "integer", "generator", True, 40, 0, 256,
           doc="keep the k most likely bytes (0 = off)"),
+        P("repetition", "continuous", "generator", True, 1.0, 0.0, 2.0,
+          doc="how much the model repeats from the tune's history (pointer models): 0 never copies, "
+              "1 as trained, 2 loops tighter"),
         P("lookahead_frames", "integer", "generator", False, 3, 1, 25, unit="frames",
           doc="frames generated ahead of the playhead (3 = 60 ms)"),
         P("volume_db", "continuous", "renderer", False, 0.0, -48.0, 6.0, unit="dB",

@@ -20,17 +20,17 @@ class GenRequest:
     by one reference swap (`GeneratorThread.request = req`)."""
 
     __slots__ = ("seq", "temperature", "top_k", "top_p", "composer", "seed", "loop", "loop_key", "mode",
-                 "panic", "lookahead_frames")
+                 "panic", "lookahead_frames", "repetition")
 
     def __init__(self, seq, temperature, top_k, top_p, composer, seed, loop, loop_key, mode, panic,
-                 lookahead_frames):
+                 lookahead_frames, repetition: float = 1.0):
         self.seq, self.temperature, self.top_k, self.top_p = seq, temperature, top_k, top_p
         self.composer, self.seed, self.loop, self.loop_key, self.mode = composer, seed, loop, loop_key, mode
-        self.panic, self.lookahead_frames = panic, lookahead_frames
+        self.panic, self.lookahead_frames, self.repetition = panic, lookahead_frames, repetition
 
     def sampling(self) -> tuple:
-        """(temperature, top_k, top_p, composer): the settings that change sampling."""
-        return self.temperature, self.top_k, self.top_p, self.composer
+        """(temperature, top_k, top_p, composer, repetition): the settings that change sampling."""
+        return self.temperature, self.top_k, self.top_p, self.composer, self.repetition
 
 
 class GeneratorThread:
@@ -177,7 +177,7 @@ class GeneratorThread:
         changed = False
         if prev is None or req.sampling() != prev.sampling():
             self.gen.set_sampling(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p,
-                                  composer=req.composer)
+                                  composer=req.composer, repetition=req.repetition)
             changed = True
         if prev is None or req.seed != prev.seed:
             self.gen.reseed(req.seed)

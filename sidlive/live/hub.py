@@ -135,7 +135,7 @@ class ControlHub:
         lp = self.library.get(idx) if idx >= 0 else None
         return GenRequest(self._seq, state.temperature, state.top_k, state.top_p,
                           min(state.composer, self.n_composers - 1), seed_for(self.cfg.seed, state.reseed), lp,
-                          (idx, id(lp)), state.loop_mode, state.panic, state.lookahead_frames)
+                          (idx, id(lp)), state.loop_mode, state.panic, state.lookahead_frames, state.repetition)
 
     def publish(self, changes) -> None:
         """Hand the current state to the audio callback and the generator thread."""

@@ -48,7 +48,7 @@ def load_prompt(path: str | Path, seconds: float) -> Frames:
 
 
 def generate_file(out_path: str | Path, *, model: str | Path | None = None, frames: int = 700,
-                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, repetition: float = 1.0, seed: int = 0,
                   prompt: str | Path | None = None, prompt_seconds: float = 4.0, composer: str | None = None,
                   with_prompt: bool = False, chip: str | None = None, rate_hz: int = 48_000, log=print) -> dict:
     """Generate `frames` frames and write them to out_path; returns what was done."""
@@ -58,7 +58,7 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
         raise ValueError(f"{out_path}: output extension {out_path.suffix!r} is not one of {', '.join(OUT_EXTS)}")
     if not 1 <= frames <= 10_000_000:
         raise ValueError(f"--frames must be in 1..10000000, got {frames}")
-    check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p, repetition)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
     if not model_path.is_file():
         hint = (" (train and export one: python -m training.export CKPT -o presets/models/default.sidm, "
@@ -69,7 +69,8 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
         raise ValueError(f"--composer {composer!r} is not one of the model's composers: {', '.join(m.cfg.composers)}")
     pr = load_prompt(prompt, prompt_seconds) if prompt is not None else None
     t0 = time.perf_counter()
-    g = Generator(m, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, composer=composer, log=log)
+    g = Generator(m, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, composer=composer,
+                  repetition=repetition, log=log)
     if pr is not None:
         g.prime(pr.regs)
     t1 = time.perf_counter()
@@ -80,7 +81,7 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
     meta = {"clock": pr.clock, "chip": pr.chip, "frame_rate_hz": pr.frame_rate_hz} if pr is not None else {}
     out = Frames(regs=regs, title="sidlive generate", author=m.cfg.composers[g.composer_index(composer)],
                  source=str(model_path), extra={"seed": seed, "temperature": temperature, "top_k": top_k,
-                                                "top_p": top_p, "prompt": str(prompt) if prompt else None,
+                                                "top_p": top_p, "repetition": repetition, "prompt": str(prompt) if prompt else None,
                                                 "prompt_frames": len(pr) if pr is not None else 0}, **meta)
     if out_path.suffix.lower() == ".wav":
         write_wav(out_path, render(out, chip=chip, rate_hz=rate_hz), rate_hz)

@@ -6,6 +6,7 @@ Keys (also in docs/live.md):
   1 2 3  mute voice        4 5 6  solo voice        x / space  panic (all gates off)
   t T    temperature -/+   p P    top_p -/+          k K        top_k -/+
   c C    composer -/+      v V    volume -/+ 3 dB    l L        lookahead -/+ 1 frame
+  e E    repetition -/+ 0.1
   r      reseed            [ ]    previous/next loop  m          loop mode (prime/call_response)
   s      capture loop      R      reload map + loops  q / Esc    quit
 """
@@ -29,7 +30,7 @@ from sidlive.frames import PAL_CLOCK_HZ, freq_reg_to_note
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 WAVES = ((0x10, "tri"), (0x20, "saw"), (0x40, "pulse"), (0x80, "noise"))
-KEY_HELP = ("1 2 3 mute  4 5 6 solo  t/T temp  p/P top_p  k/K top_k  c/C composer  v/V volume  l/L lookahead  "
+KEY_HELP = ("1 2 3 mute  4 5 6 solo  t/T temp  p/P top_p  k/K top_k  e/E repetition  c/C composer  v/V volume  l/L lookahead  "
             "r reseed  [ ] loop  m mode  s capture  x panic  f effects  b keyboard  R reload  q quit")
 
 
@@ -81,7 +82,8 @@ def key_events(key: str, state: ControlState) -> list[ControlEvent] | str:
     table = {"t": ("temperature", 0, 1 / 1.1), "T": ("temperature", 0, 1.1), "p": ("top_p", -0.05, None),
              "P": ("top_p", 0.05, None), "k": ("top_k", -5, None), "K": ("top_k", 5, None),
              "c": ("composer", -1, None), "C": ("composer", 1, None), "v": ("volume_db", -3, None),
-             "V": ("volume_db", 3, None), "l": ("lookahead_frames", -1, None), "L": ("lookahead_frames", 1, None)}
+             "V": ("volume_db", 3, None), "l": ("lookahead_frames", -1, None), "L": ("lookahead_frames", 1, None),
+             "e": ("repetition", -0.1, None), "E": ("repetition", 0.1, None)}
     if key in table:
         name, delta, factor = table[key]
         return _step(state, name, delta, factor)
@@ -122,7 +124,9 @@ def render_view(daemon, fps: float | None = None) -> Group:
              f"{st['block_ms']} ms blocks{rec}", style="bold"),
         voices,
         Text("filter: " + filter_text(regs)),
-        Text(f"temperature {state.temperature:.2f}  top_p {state.top_p:.2f}  top_k {state.top_k}  composer "
+        Text(f"temperature {state.temperature:.2f}  top_p {state.top_p:.2f}  top_k {state.top_k}  "
+             f"repetition {state.repetition:.1f}{'' if daemon.model.cfg.pointer else ' (no effect: not a pointer model)'}  "
+             f"composer "
              f"{composers[min(state.composer, len(composers) - 1)]}  seed {daemon.genthread.request.seed}  "
              f"loop {loop}  volume {state.volume_db:+.0f} dB"),
         Text(_extras_text(daemon, state)),

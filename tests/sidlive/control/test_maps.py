@@ -202,3 +202,9 @@ def test_learn_writes_the_map_from_a_port(tmp_path):
     assert [(k.cc, k.param) for k in m.knobs] == [(21, "top_p")]
     assert MidiMapper(m).handle(cc(21, 127, channel=2))[0] == ControlEvent("top_p", 1.0, "set", "midi:Learned")
     assert learn("top_k", path, port=DummyMidiInput(), timeout_s=0.05) is None
+
+
+def test_every_shipped_map_has_a_repetition_knob():
+    for path in preset_paths():
+        cmap = load_map(path)
+        assert any(k.param == "repetition" for k in cmap.knobs), path.name

@@ -13,6 +13,7 @@ REQUIRED = {
     "temperature": ("continuous", "generator", True),
     "top_p": ("continuous", "generator", True),
     "top_k": ("integer", "generator", True),
+    "repetition": ("continuous", "generator", True),
     "lookahead_frames": ("integer", "generator", False),
     "volume_db": ("continuous", "renderer", False),
     "composer": ("integer", "generator", True),
