@@ -108,6 +108,12 @@ def silent_frames(regs: np.ndarray) -> np.ndarray:
     return ((mode_vol & 0x0F) == 0) | ~audible
 
 
+def first_sound_frame(regs: np.ndarray) -> int | None:
+    """Index of the first frame that is not silent (training.census's definition), or None."""
+    loud = np.flatnonzero(~silent_frames(regs))
+    return int(loud[0]) if len(loud) else None
+
+
 def census_counts(regs: np.ndarray) -> dict:
     """Raw counts for one sequence; `census` pools them and turns them into rates."""
     regs = check_regs(regs)

@@ -9,6 +9,10 @@ Reported, with the model card's targets:
                      vs the same census on real tunes (training.census)   target: within +-50 %
   novelty            longest run of frames shared verbatim with the
                      training set (training.novelty)                      target <= 200 frames (4 s)
+  self-repetition    share of generated frames whose previous 32 frames
+                     occurred earlier in the piece (prompt included)
+                     vs real tunes (29-34 %)                              target: within +-50 %
+  empty start        first sound of generations from an empty context   target: all within 0.5 s
 
 Generators follow one protocol (the Numba engine for .sidm, the PyTorch reference sampler
 for .pt checkpoints; see `load_generator`):
@@ -33,14 +37,16 @@ from engine.generator import Generator
 from engine.sidm import load_sidm
 from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
 from training import sample
-from training.census import TECHNIQUE_KEYS, census_counts, compare_census, pool_counts, rates
-from training.repetition import loop_collapse
+from training.census import TECHNIQUE_KEYS, census_counts, compare_census, first_sound_frame, pool_counts, rates
+from training.repetition import loop_collapse, self_repetition
 from training.config import TrainConfig
 from training.dataset import is_validation as held_back
 from training.model import SidModel
 from training.novelty import NoveltyIndex, open_shards, read_index, tune_frames
 
 SILENT_MAX_SHARE = 0.05
+FIRST_SOUND_MAX_S = 0.5
+EMPTY_START_SECONDS = 2.0
 VERBATIM_MAX_FRAMES = 200
 CENSUS_TOLERANCE = 0.5
 DEFAULT_TEMPERATURE = 1.0
@@ -84,7 +90,7 @@ def quality_report(generate_fn: Generate, prompts: list[np.ndarray], real_tunes:
         raise ValueError(f"composers: need {n}, got {len(composers)}")
     n_frames = max(1, int(round(seconds * frame_rate_hz)))
 
-    gens, counts = [], []
+    gens, counts, reps = [], [], [0, 0]
     longest = {"frames": 0}
     for i in range(n):
         t0 = time.perf_counter()
@@ -96,9 +102,14 @@ def quality_report(generate_fn: Generate, prompts: list[np.ndarray], real_tunes:
                              f"expected ({n_frames}, {NUM_REGS}) uint8")
         c = census_counts(out)
         counts.append(c)
+        piece = np.concatenate([np.asarray(prompts[i % len(prompts)]), out])
+        hits, frames = self_repetition(piece, start=len(piece) - len(out))
+        reps[0] += hits
+        reps[1] += frames
         collapsed, period, start = loop_collapse(out, frame_rate_hz=frame_rate_hz)
         row = {"index": i, "seed": seeds[i], "prompt": i % len(prompts), "composer": composers[i],
                "generate_s": gen_s, "silent_share": c["silent_frames"] / c["frames"],
+               "self_repetition": hits / max(frames, 1),
                "loop_collapse": {"collapsed": collapsed, "period_frames": period, "start_frame": start},
                "census": {k: v for k, v in rates(c, frame_rate_hz).items() if k in TECHNIQUE_KEYS}}
         if novelty_index is not None:
@@ -114,11 +125,18 @@ def quality_report(generate_fn: Generate, prompts: list[np.ndarray], real_tunes:
     gen_census = rates(pool_counts(counts), frame_rate_hz)
     real_census = rates(pool_counts([census_counts(np.asarray(r)) for r in real_tunes]), frame_rate_hz)
     comparison = compare_census(gen_census, real_census, tolerance=CENSUS_TOLERANCE)
+    real_reps = [self_repetition(np.asarray(r)) for r in real_tunes]
+    repetition = {"generated": reps[0] / max(reps[1], 1),
+                  "real": sum(h for h, _ in real_reps) / max(sum(f for _, f in real_reps), 1)}
+    repetition["ratio"] = repetition["generated"] / repetition["real"] if repetition["real"] else float("nan")
+    empty = _empty_starts(generate_fn, seeds[:n], temperature, frame_rate_hz)
     n_collapsed = sum(g["loop_collapse"]["collapsed"] for g in gens)
     targets = {
         "silent_below_5pct": gen_census["silent_share"] < SILENT_MAX_SHARE,
         "no_loop_collapse": n_collapsed == 0,
         "census_within_50pct": all(r["within"] for r in comparison if r["key"] in TECHNIQUE_KEYS),
+        "self_repetition_within_50pct": abs(repetition["ratio"] - 1.0) <= CENSUS_TOLERANCE,
+        "sound_within_0_5s_from_empty": empty["within"] == empty["n"],
         "verbatim_at_most_200_frames": (None if novelty_index is None
                                         else longest["frames"] <= VERBATIM_MAX_FRAMES),
     }
@@ -130,14 +148,27 @@ def quality_report(generate_fn: Generate, prompts: list[np.ndarray], real_tunes:
         "silent_share": gen_census["silent_share"], "loop_collapses": n_collapsed,
         "census_generated": gen_census, "census_real": real_census, "real_tunes": len(real_tunes),
         "comparison": comparison, "novelty": longest if novelty_index is not None else None,
+        "self_repetition": repetition, "empty_start": empty,
         "targets": targets, "pass": all(v for v in targets.values() if v is not None),
         "generations": gens,
     }
 
 
+def _empty_starts(generate_fn: Generate, seeds: list[int], temperature, frame_rate_hz: float) -> dict:
+    """Generations from an empty context (no prompt: the SID after reset): when each first sounds."""
+    n_frames = int(round(EMPTY_START_SECONDS * frame_rate_hz))
+    first = [first_sound_frame(np.asarray(generate_fn(np.zeros((0, NUM_REGS), np.uint8), n_frames, s, temperature,
+                                                       None))) for s in seeds]
+    secs = [f / frame_rate_hz if f is not None else None for f in first]
+    return {"n": len(seeds), "first_sound_s": secs,
+            "within": sum(1 for x in secs if x is not None and x <= FIRST_SOUND_MAX_S),
+            "max_s": max((x for x in secs if x is not None), default=None), "never": secs.count(None)}
+
+
 # ---------------------------------------------------------------------------- inputs
 
-def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend: str = "auto") -> Generate:
+def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend: str = "auto",
+                   repetition: float = 1.0) -> Generate:
     """A `Generate` from a .sidm export or a .pt checkpoint.
 
     backend "engine": the Numba engine (engine.generator.Generator, .sidm only, fast);
@@ -155,9 +186,7 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
     if backend == "engine" or (backend == "auto" and path.suffix == ".sidm"):
         if path.suffix != ".sidm":
             raise ValueError(f"{path}: the engine runs .sidm exports (python -m training.export), not {path.suffix}")
-        return _engine_generator(path, top_k, top_p)
-
-
+        return _engine_generator(path, top_k, top_p, repetition)
     train_config = None
     if path.suffix == ".sidm":
         f = load_sidm(path)
@@ -181,14 +210,14 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
     def generate(prompt_regs, n_frames, seed, temperature, composer):
         t = default_t if temperature is None else temperature
         return sample.generate(model, prompt_regs, n_frames, composer=composer, temperature=t,
-                               top_k=top_k, top_p=top_p, seed=seed)
+                               top_k=top_k, top_p=top_p, seed=seed, repetition=repetition)
 
     generate.train_config = train_config
     return generate
 
 
-def _engine_generator(path: Path, top_k: int, top_p: float) -> Generate:
-    g = Generator(path, top_k=top_k, top_p=top_p, log=lambda line: print(line, file=sys.stderr))
+def _engine_generator(path: Path, top_k: int, top_p: float, repetition: float) -> Generate:
+    g = Generator(path, top_k=top_k, top_p=top_p, repetition=repetition, log=lambda line: print(line, file=sys.stderr))
     default_t = g.settings["temperature"]
 
     def generate(prompt_regs, n_frames, seed, temperature, composer):
@@ -248,8 +277,12 @@ def format_report(report: dict) -> str:
         lines.append(f"{r['key']:<20}{r['unit']:<14}{r['generated']:>11.4f}{r['real']:>11.4f}"
                      f"{r['ratio']:>8.2f}  {'yes' if r['within'] else 'NO'}")
     nov = report["novelty"]
+    rp, es = report["self_repetition"], report["empty_start"]
     lines += ["", f"silent frames       {100 * report['silent_share']:.2f} %",
-              f"loop collapses      {report['loop_collapses']} of {report['n']}"]
+              f"loop collapses      {report['loop_collapses']} of {report['n']}",
+              f"self-repetition     {100 * rp['generated']:.1f} % (real {100 * rp['real']:.1f} %, ratio {rp['ratio']:.2f})",
+              f"empty start         {es['within']}/{es['n']} sound within {FIRST_SOUND_MAX_S} s "
+              f"(latest {es['max_s'] if es['max_s'] is not None else '-'} s, never {es['never']})"]
     if nov is not None:
         where = f" ({nov['path']} frame {nov['tune_offset']}, generation {nov['generation']})" if nov["frames"] else ""
         lines.append(f"longest verbatim    {nov['frames']} frames = {nov['seconds']:.2f} s{where}")
@@ -296,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: the Numba engine for .sidm, the PyTorch reference sampler for .pt")
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--repetition", type=float, default=1.0, help="pointer models: 0 never copies, 1 as trained")
     p.add_argument("--seed", type=int, default=1000, help="first seed; generation i uses seed + i")
     p.add_argument("--prompt-seconds", type=float, default=3.0)
     p.add_argument("--prompt-start-seconds", type=float, default=5.0, help="where prompts are cut in their tune")
@@ -313,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command line: generate, measure and report; returns 0 when every target is met, 1 if not, 2 on bad input."""
     a = build_parser().parse_args(argv)
-    gen = load_generator(a.model, top_k=a.top_k, top_p=a.top_p, backend=a.backend)
+    gen = load_generator(a.model, top_k=a.top_k, top_p=a.top_p, backend=a.backend, repetition=a.repetition)
     tc = gen.train_config or {}
     data = a.data or tc.get("data_dir") or _TRAIN.data_dir
     val_permille = a.val_permille if a.val_permille is not None else tc.get("val_permille", _TRAIN.val_permille)

@@ -88,6 +88,19 @@ def test_a_stuck_generator_fails_silence_and_loop_targets(tunes):
     assert rep["generations"][0]["loop_collapse"] == {"collapsed": True, "period_frames": 1, "start_frame": 0}
     assert rep["targets"]["silent_below_5pct"] is False and rep["targets"]["no_loop_collapse"] is False
     assert rep["targets"]["verbatim_at_most_200_frames"] is None and rep["novelty"] is None
+    assert rep["empty_start"]["never"] == 2 and rep["targets"]["sound_within_0_5s_from_empty"] is False
+    assert rep["self_repetition"]["generated"] > 0.95 and rep["targets"]["self_repetition_within_50pct"] is False
+
+
+def test_self_repetition_counts_the_generated_frames_after_a_repeated_context(tunes):
+    phrase = tunes[0][:64]
+
+    def looper(prompt, n_frames, seed, temperature, composer):
+        return np.resize(phrase, (n_frames, 25)) if len(prompt) else np.resize(tunes[1], (n_frames, 25))
+    rep = quality_report(looper, [phrase], tunes, None, n=1, seconds=64 * 3 / 50.1245)
+    # a 64-frame period: every 32-frame context from frame 96 on recurs (frames 64..95 straddle the first pass)
+    assert rep["generations"][0]["self_repetition"] == pytest.approx((192 - 32) / 192)
+    assert 0 < rep["self_repetition"]["real"] < 1
 
 
 def test_seeds_temperature_and_composer_reach_the_generator(tunes):
@@ -98,7 +111,8 @@ def test_seeds_temperature_and_composer_reach_the_generator(tunes):
         return np.random.default_rng(seed).integers(0, 256, (n_frames, 25), dtype=np.uint8)
     rep = quality_report(gen, [tunes[0][:10], tunes[1][:20]], tunes[:1], None, n=3, seconds=1.0,
                          temperature=0.8, seeds=[5, 6, 7], composers=["A", None, "B"])
-    assert calls == [(10, 50, 5, 0.8, "A"), (20, 50, 6, 0.8, None), (10, 50, 7, 0.8, "B")]
+    assert calls[:3] == [(10, 50, 5, 0.8, "A"), (20, 50, 6, 0.8, None), (10, 50, 7, 0.8, "B")]
+    assert calls[3:] == [(0, 100, 5, 0.8, None), (0, 100, 6, 0.8, None), (0, 100, 7, 0.8, None)]  # empty starts
     assert [g["prompt"] for g in rep["generations"]] == [0, 1, 0]
 
 
