@@ -44,6 +44,8 @@ class TrainConfig:
     val_windows: int = 32
     val_every_steps: int = 200
     ckpt_every_minutes: float = 10.0
+    loader_workers: int = 0               # processes building batches ahead (0: in the training loop)
+    time_schedule: bool = False           # the cosine runs over max_minutes of wall clock, not max_steps
     log_every_steps: int = 10
     max_tunes: int = 0                    # 0 = all; else the first N training tunes (smoke runs)
     init_from: str = ""                   # warm start a new run from this .sidm / .pt (matching tensors)

@@ -33,6 +33,7 @@ from training.dataset import Batch, FrameStore, WindowSampler, load_index, split
 from training.model import LN2, SidModel, count_params
 from training.pointer import Cands
 from training.warmstart import load_init, warm_start
+from training.prefetch import Prefetcher
 
 CKPT_FORMAT = "sidlive-ckpt"
 
@@ -71,11 +72,14 @@ def pick_device(name: str, d: Dist) -> torch.device:
     return torch.device("cpu")
 
 
-def lr_at(step: int, t: TrainConfig) -> float:
-    """Learning rate at step: linear warmup, then cosine decay to min_lr_frac of lr."""
+def lr_at(step: int, t: TrainConfig, time_frac: float | None = None) -> float:
+    """Learning rate at step: linear warmup, then cosine decay to min_lr_frac of lr, over the
+    steps (or over the wall-clock budget: time_frac = elapsed / max_minutes, time_schedule)."""
     if step < t.warmup_steps:
         return t.lr * (step + 1) / t.warmup_steps
     frac = min(1.0, (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps))
+    if time_frac is not None:
+        frac = min(1.0, time_frac)
     return t.lr * (t.min_lr_frac + (1 - t.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -210,6 +214,13 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
         bar = tqdm(total=tcfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
     model.train()
     stop_requested = _stop_on_signals()
+
+    def time_frac(t0: float) -> float | None:
+        """Elapsed share of the wall-clock budget, for a time-based schedule (else None)."""
+        return (time.monotonic() - t0) / (60 * tcfg.max_minutes) if tcfg.time_schedule and tcfg.max_minutes > 0 else None
+
+    prefetch = (Prefetcher(sampler, tcfg.seed, d.rank, tcfg.batch_windows, step, tcfg.max_steps, tcfg.loader_workers)
+                if tcfg.loader_workers > 0 else None)
     while step < tcfg.max_steps:
         out_of_time = tcfg.max_minutes > 0 and time.monotonic() - t_start > 60 * tcfg.max_minutes
         if _stop_all(out_of_time or stop_requested.is_set(), d):
@@ -217,8 +228,9 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
                 log(f"stop requested (signal): finishing at step {step} with a checkpoint")
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, tcfg)
-        b = sampler.sample(np.random.default_rng([tcfg.seed, d.rank, step]), tcfg.batch_windows)
+            g["lr"] = lr_at(step, tcfg, time_frac(t_start))
+        b = (prefetch.get(step) if prefetch is not None
+             else sampler.sample(np.random.default_rng([tcfg.seed, d.rank, step]), tcfg.batch_windows))
         bits, n = batch_bits(ddp_model, b, device, bf16)
         loss = bits / max(n, 1)
         opt.zero_grad(set_to_none=True)
@@ -237,7 +249,7 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
             fps = acc_frames * d.world / max(now - t_log, 1e-9)
             rec = {"step": step, "frames": frames_seen, "wall_s": round(wall_prev + now - t_start, 2),
                    "train_bits_per_frame": acc_bits / max(acc_frames, 1), "val_bits_per_frame": val_bits,
-                   "lr": lr_at(step - 1, tcfg), "frames_per_s": round(fps, 1)}
+                   "lr": lr_at(step - 1, tcfg, time_frac(t_start)), "frames_per_s": round(fps, 1)}
             with curve_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
             if bar is not None:
@@ -250,6 +262,8 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
         if d.main and now - t_ckpt > 60 * tcfg.ckpt_every_minutes:
             checkpoint(val_bits, wall_prev + now - t_start)
             t_ckpt = now
+    if prefetch is not None:
+        prefetch.close()
     wall = wall_prev + time.monotonic() - t_start
     summary = {"step": step, "frames_seen": frames_seen, "wall_s": wall, "params": params}
     if d.main:
