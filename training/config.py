@@ -46,6 +46,7 @@ class TrainConfig:
     ckpt_every_minutes: float = 10.0
     loader_workers: int = 0               # processes building batches ahead (0: in the training loop)
     time_schedule: bool = False           # the cosine runs over max_minutes of wall clock, not max_steps
+    trim_silence: bool = False            # train on tunes from their first sound (no silent starts)
     log_every_steps: int = 10
     max_tunes: int = 0                    # 0 = all; else the first N training tunes (smoke runs)
     init_from: str = ""                   # warm start a new run from this .sidm / .pt (matching tensors)

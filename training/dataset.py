@@ -23,6 +23,7 @@ from engine.config import ANY_COMPOSER, normalize_composer
 from engine.candidates import NUM_SOURCES, tune_matches, window_candidates
 from engine.matches import NUM_GROUPS
 from sidlive.frames import NUM_REGS, note_to_freq_reg
+from training.census import first_sound_frame
 
 VOICE_REGS = 7
 RES_FILT, MODE_VOL = 0x17, 0x18
@@ -204,21 +205,34 @@ class WindowSampler:
 
     def __init__(self, store: FrameStore, tunes: list[Tune], composers: tuple[str, ...], window_frames: int,
                  rotate: bool = False, transpose_max: int = 0, composer_dropout: float = 0.0,
-                 candidates: bool = False):
+                 candidates: bool = False, trim_silence: bool = False):
         if not tunes:
             raise DatasetError(f"{store.data_dir}: no usable tunes for this split")
         self.store, self.tunes, self.T = store, tunes, window_frames
         self.candidates = candidates    # also the targets' candidates (pointer models)
+        self.trim = trim_silence        # tunes start at their first sound (the SID after reset, then music)
+        self._lead: dict[int, int] = {}
         self.comp_index = {c: i for i, c in enumerate(composers)}
         self.rotate, self.transpose_max, self.dropout = rotate, transpose_max, composer_dropout
         self.cum = np.cumsum([t.frames for t in tunes], dtype=np.float64)
 
+    def frames(self, tune: Tune) -> np.ndarray:
+        """The tune's frames as trained on: without its leading silence when trimming."""
+        src = self.store.frames(tune)
+        if not self.trim:
+            return src
+        key = id(tune)
+        if key not in self._lead:
+            first = first_sound_frame(np.asarray(src))
+            self._lead[key] = min(first if first is not None else 0, max(len(src) - 1, 0))
+        return src[self._lead[key]:]
+
     def window(self, tune: Tune, start: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames start..start+T of [zero frame] + tune, zero-padded; and the target mask (T,)."""
-        seq_len = tune.frames + 1
+        src = self.frames(tune)
+        seq_len = len(src) + 1
         win = np.zeros((self.T + 1, NUM_REGS), np.uint8)
         lo, hi = start, min(start + self.T + 1, seq_len)  # positions in the zero-prefixed sequence
-        src = self.store.frames(tune)
         if lo == 0:
             win[1:hi] = src[0:hi - 1]
         else:
@@ -229,8 +243,9 @@ class WindowSampler:
     def window_cands(self, tune: Tune, start: int, rotate_k: int, transpose_st: int) -> tuple:
         """The candidates for the window's targets ((T, 8, 25) x3 and group buckets (T, 9)) from
         the whole tune before it, augmented as the window is; zero where there is no target."""
-        hi = min(start + self.T + 1, tune.frames + 1)
-        seq = np.concatenate([np.zeros((1, NUM_REGS), np.uint8), self.store.frames(tune)[:hi - 1]])
+        src = self.frames(tune)
+        hi = min(start + self.T + 1, len(src) + 1)
+        seq = np.concatenate([np.zeros((1, NUM_REGS), np.uint8), src[:hi - 1]])
         seq = transpose(rotate_voices(seq, rotate_k), transpose_st)
         ptr, bucket = tune_matches(seq)
         n = hi - 1 - start                      # real targets: positions start+1 .. hi-1
@@ -277,7 +292,8 @@ class WindowSampler:
 
     def fixed_windows(self, seed: int, n: int) -> Batch:
         """A reproducible set of n windows (no augmentation, true composers): the validation set."""
-        plain = WindowSampler(self.store, self.tunes, tuple(self.comp_index), self.T, candidates=self.candidates)
+        plain = WindowSampler(self.store, self.tunes, tuple(self.comp_index), self.T, candidates=self.candidates,
+                              trim_silence=self.trim)
         return plain.sample(np.random.default_rng([seed, 0xA11]), n)
 
 

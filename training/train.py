@@ -157,9 +157,11 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
         mcfg = dataclasses.replace(mcfg, composers=top_composers(train_tunes, tcfg.n_composers))
     store = FrameStore(tcfg.data_dir)
     sampler = WindowSampler(store, train_tunes, mcfg.composers, tcfg.window_frames, tcfg.rotate_voices,
-                            tcfg.transpose_max_semitones, tcfg.composer_dropout, candidates=mcfg.pointer)
+                            tcfg.transpose_max_semitones, tcfg.composer_dropout, candidates=mcfg.pointer,
+                            trim_silence=tcfg.trim_silence)
     val_set = WindowSampler(store, val_tunes, mcfg.composers, tcfg.window_frames,
-                            candidates=mcfg.pointer).fixed_windows(tcfg.seed, tcfg.val_windows)
+                            candidates=mcfg.pointer, trim_silence=tcfg.trim_silence).fixed_windows(tcfg.seed,
+                                                                                                   tcfg.val_windows)
 
     torch.manual_seed(tcfg.seed)
     model = SidModel(mcfg).to(device)

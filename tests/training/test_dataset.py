@@ -152,3 +152,23 @@ def test_composer_dropout(data):
     s = WindowSampler(FrameStore(data), tunes, ("any", "Alpha"), 8, composer_dropout=0.2)
     c = s.sample(np.random.default_rng(1), 1000).composer
     assert 0.15 < np.mean(c == 0) < 0.25 and set(c) == {0, 1}
+
+
+def test_trim_silence_starts_windows_at_the_first_sound(tmp_path):
+    from training.census import first_sound_frame
+    write_synthetic(tmp_path, n_tunes=3, seed=3, min_frames=120, max_frames=200)
+    tunes = load_index(tmp_path)
+    shard = tmp_path / "shards" / "synthetic.npy"
+    data = np.load(shard)
+    t = tunes[0]
+    data[t.offset:t.offset + 40] = 0            # 40 silent frames before the music
+    np.save(shard, data)
+    store = FrameStore(tmp_path)
+    plain = WindowSampler(store, tunes, ("any",), 16)
+    trim = WindowSampler(store, tunes, ("any",), 16, trim_silence=True)
+    lead = first_sound_frame(np.asarray(store.frames(t)))
+    assert 40 <= lead < 50        # the first note's attack reaches an audible level a frame or two in
+    w0, _ = plain.window(t, 0)
+    w1, _ = trim.window(t, 0)
+    assert not w0[1:].any() and np.array_equal(w1[1:], store.frames(t)[lead:lead + 15])   # the zero frame, then music
+    assert first_sound_frame(w1[1:]) == 0
