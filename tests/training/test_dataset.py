@@ -170,5 +170,5 @@ def test_trim_silence_starts_windows_at_the_first_sound(tmp_path):
     assert 40 <= lead < 50        # the first note's attack reaches an audible level a frame or two in
     w0, _ = plain.window(t, 0)
     w1, _ = trim.window(t, 0)
-    assert not w0[1:].any() and np.array_equal(w1[1:], store.frames(t)[lead:lead + 15])   # the zero frame, then music
+    assert not w0[1:].any() and np.array_equal(w1[1:], store.frames(t)[lead:lead + 16])   # the zero frame, then music
     assert first_sound_frame(w1[1:]) == 0
