@@ -15,8 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.candidates import candidate_frame
+from engine.matches import NUM_BUCKETS, NUM_GROUPS
+from engine.matchstate import MatchState
 from training.export import model_from_sidm
 from training.model import SidModel, rope_tables
+from training.pointer import Cands, candidate_input
+from training.sample import _features
 
 
 def _attend(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
@@ -43,6 +48,9 @@ class TorchGenerator:
         self.gen = torch.Generator().manual_seed(int(seed) % (1 << 63))
         self.pos = 0
         self.pending: np.ndarray | None = None
+        if c.pointer:   # the repeat candidates: a match state and the next frame's candidates
+            self.matches = MatchState(table_bits=18)
+            self.cand = tuple(np.zeros((8, c.n_regs), np.uint8) for _ in range(3)) + (np.zeros(NUM_GROUPS, np.uint8),)
 
     @classmethod
     def from_sidm(cls, path, **kw) -> "TorchGenerator":
@@ -54,6 +62,14 @@ class TorchGenerator:
         m, c = self.model, self.cfg
         idx = torch.from_numpy(frame.astype(np.int64)) + self.reg_base
         x = (m.in_emb.weight[idx].sum(0) + m.composer_emb.weight[self.composer]).view(1, 1, -1)  # (1, 1, dg)
+        if c.pointer:
+            ptr, gb = self.matches.push(frame)
+            cv, ck, cb, _ = self.cand
+            candidate_frame(self.matches.hist, self.matches.st, np.int64(self.matches.length - 1), ptr, gb, cv, ck, cb)
+            self.cand = (cv, ck, cb, gb)
+            cc = Cands.from_numpy(cv[None, None], ck[None, None], cb[None, None], gb[None, None])
+            x = x + candidate_input(m.in_emb.weight, m.cand_scale, m.len_emb.weight, self.reg_base,
+                                    torch.from_numpy(frame.astype(np.int64))[None, None], cc)
         cos, sin = rope_tables(np.array([self.pos]), c.d_global // c.n_heads_global, c.rope_theta)
         slot, n = self.pos % self.W, min(self.pos + 1, self.W)
         for i, blk in enumerate(m.g):
@@ -80,24 +96,55 @@ class TorchGenerator:
         state = self._push(m.g_to_local(h), 0)
         n_tok = 1
         out = prev.copy()
+        hits, misses = np.zeros(8, np.int64), np.zeros(8, np.int64)
         for reg in c.write_order:
             p = int(prev[reg])
             qe = m.prev_emb.weight[reg * V + p]
+            if c.pointer:
+                qe = qe + m.cand_feat(_features(self.cand, reg, p, hits, misses))
             hn = m.readout_hidden(state + qe)
             s = (hn * m.ro_same[reg]).sum() + m.copy_bonus[reg]
             z = m.ro_out(hn) + m.ro_bias[reg * V:(reg + 1) * V]
             z[p] = float("-inf")
-            lp = F.logsigmoid(-s) + torch.log_softmax(z, -1)
-            lp[p] = F.logsigmoid(s)
+            if c.pointer:
+                lp = self._mixture(hn, s, z, reg, p)
+            else:
+                lp = F.logsigmoid(-s) + torch.log_softmax(z, -1)
+                lp[p] = F.logsigmoid(s)
             if self.temperature <= 0:
                 v = int(torch.argmax(lp))
             else:
                 v = int(torch.multinomial(torch.softmax(lp / self.temperature, -1), 1, generator=self.gen))
             out[reg] = v
+            tok = m.val_emb.weight[reg * V + v] + qe
+            if c.pointer:
+                cv, ck = self.cand[0], self.cand[1]
+                for k in range(cv.shape[0]):
+                    if ck[k, reg]:
+                        if cv[k, reg] == v:
+                            hits[k] += 1
+                            tok = tok + m.hit_emb[k]
+                        else:
+                            misses[k] += 1
             if c.local_events == "all" or v != p:
-                state = self._push(m.val_emb.weight[reg * V + v] + qe, n_tok)
+                state = self._push(tok, n_tok)
                 n_tok += 1
         return out
+
+    def _mixture(self, hn: torch.Tensor, s: torch.Tensor, z: torch.Tensor, reg: int, p: int) -> torch.Tensor:
+        """The pointer readout's 256 log-probs (training/pointer.py) in torch ops."""
+        m = self.model
+        cv, ck, cb = self.cand[:3]
+        valid = torch.from_numpy(ck[:, reg] != 0)
+        rows = (reg * 8 + torch.arange(8)) * NUM_BUCKETS + torch.from_numpy(cb[:, reg].astype(np.int64))
+        g = (m.gate_w @ hn + m.gate_b[rows]).masked_fill(~valid, float("-inf"))
+        log_pi = torch.log_softmax(torch.cat([s.view(1), g, torch.zeros(1)]), -1)
+        lp = log_pi[-1] + torch.log_softmax(z, -1)
+        lp[p] = log_pi[0]
+        for k in np.flatnonzero(ck[:, reg]):
+            c = int(cv[k, reg])
+            lp[c] = torch.logaddexp(lp[c], log_pi[1 + k])
+        return lp
 
     def prime(self, frames: np.ndarray) -> None:
         """Feed prompt frames; the last is held back as the input of the next generated frame."""

@@ -49,7 +49,7 @@ def random_model(path: str | Path, cfg: ModelConfig | None = None, seed: int = 0
             arrays[name] = rng.normal(0.0, std, shape).astype(np.float32)
         elif name == "copy_bonus":
             arrays[name] = np.full(shape, cfg.copy_bonus_init, np.float32)
-        elif name == "ro_bias":
+        elif name in ("ro_bias", "gate_b"):
             arrays[name] = np.zeros(shape, np.float32)
         else:
             arrays[name] = np.ones(shape, np.float32)
