@@ -111,28 +111,32 @@ def recover_log(path: str | Path) -> int:
     return data[:keep].count(b"\n")
 
 
-def recover(target: str | Path, force: bool = False) -> list[str]:
-    """Recover one file, or every file of a recording given its base name."""
+TAKE_SUFFIXES = (".regs" + PART_SUFFIX, ".controls.jsonl", ".wav", ".regs")
+
+
+def take_base(target: str | Path) -> Path:
+    """The base name of a take from the base itself or any of its files."""
     target = Path(target)
-    name = target.name
-    if name.endswith(".regs" + PART_SUFFIX):
-        final, n = recover_regs(target, force)
-        return [f"{final}: {n} frames"]
-    if name.endswith(".wav"):
-        n, changed = recover_wav(target)
-        return [f"{target}: {n} samples ({'header fixed' if changed else 'already complete'})"]
-    if name.endswith(".jsonl"):
-        return [f"{target}: {recover_log(target)} control log lines"]
-    paths = session_paths(target)
+    for suffix in TAKE_SUFFIXES:
+        if target.name.endswith(suffix) and len(target.name) > len(suffix):
+            return target.with_name(target.name[:-len(suffix)])
+    return target
+
+
+def recover(target: str | Path, force: bool = False) -> list[str]:
+    """Finish every file of a take given its base name or any one of its files; one line per file."""
+    paths = session_paths(take_base(target))
     done = []
     if paths["wav"].exists():
-        done += recover(paths["wav"])
+        n, changed = recover_wav(paths["wav"])
+        done.append(f"{paths['wav']}: {n} samples ({'header fixed' if changed else 'already complete'})")
     if paths["regs_part"].exists():
-        done += recover(paths["regs_part"], force)
+        final, n = recover_regs(paths["regs_part"], force)
+        done.append(f"{final}: {n} frames (finished from {paths['regs_part'].name})")
     elif paths["regs"].exists():
         done.append(f"{paths['regs']}: already complete")
     if paths["log"].exists():
-        done += recover(paths["log"])
+        done.append(f"{paths['log']}: {recover_log(paths['log'])} control log lines")
     if not done:
         raise RecoverError(f"{target}: no recording files (.wav, .regs{PART_SUFFIX}, .controls.jsonl) found")
     return done

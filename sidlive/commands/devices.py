@@ -1,4 +1,4 @@
-"""`sidlive devices`: list audio devices (sounddevice) and MIDI ports (mido, rtmidi backend).
+"""`sidlive devices`: list audio devices (sounddevice) and the MIDI ports of every rtmidi API (JACK, ALSA).
 
     sidlive devices [--json]
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from sidlive.midi.inputs import ports_by_api
 
-import mido
 
 
 def audio_devices() -> tuple[list[dict], str | None]:
@@ -32,21 +32,10 @@ def audio_devices() -> tuple[list[dict], str | None]:
     return out, None
 
 
-def midi_ports() -> tuple[list[str], list[str], str | None]:
-    """(input names, output names, error)."""
-    try:
-        mido.set_backend("mido.backends.rtmidi", load=True)
-        return list(mido.get_input_names()), list(mido.get_output_names()), None
-    except Exception as e:   # rtmidi raises SystemError-like errors without an ALSA sequencer
-        return [], [], f"{type(e).__name__}: {e}"
-
-
 def describe() -> dict:
-    """Audio devices and MIDI input / output ports, each with the error when its backend failed."""
+    """Audio devices, and the MIDI ports of each rtmidi API (JACK, ALSA) with the error when one failed."""
     audio, audio_err = audio_devices()
-    ins, outs, midi_err = midi_ports()
-    return {"audio": audio, "audio_error": audio_err,
-            "midi_inputs": ins, "midi_outputs": outs, "midi_error": midi_err}
+    return {"audio": audio, "audio_error": audio_err, "midi": ports_by_api()}
 
 
 def format_report(d: dict) -> str:
@@ -61,12 +50,13 @@ def format_report(d: dict) -> str:
     else:
         why = f" ({d['audio_error']})" if d["audio_error"] else ""
         lines.append(f"  none: no audio devices found{why}")
-    lines.append("MIDI input ports (mido/rtmidi):")
-    lines += [f"  {n}" for n in d["midi_inputs"]] or \
-        ["  none: no MIDI input ports" + (f" ({d['midi_error']})" if d["midi_error"] else "")]
-    lines.append("MIDI output ports:")
-    lines += [f"  {n}" for n in d["midi_outputs"]] or \
-        ["  none: no MIDI output ports" + (f" ({d['midi_error']})" if d["midi_error"] else "")]
+    what = {"inputs": "input ports (sources `sidlive live --midi NAME` can read)",
+            "outputs": "output ports (destinations a controller or mido can send to; sidlive:midi_in is live's)"}
+    for m in d["midi"]:
+        for kind in ("inputs", "outputs"):
+            lines.append(f"MIDI {what[kind]} [{m['api'].upper()}]:")
+            lines += [f"  {n}" for n in m[kind]] or \
+                [f"  none: no MIDI {kind[:-1]} ports" + (f" ({m['error']})" if m["error"] else "")]
     return "\n".join(lines)
 
 

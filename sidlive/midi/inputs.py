@@ -171,6 +171,28 @@ def list_input_ports(api: str = "auto") -> list[str]:
         probe.delete()
 
 
+def ports_by_api() -> list[dict]:
+    """The MIDI ports of every rtmidi API that `live` and `learn` can use: for "jack" (when a
+    JACK server runs) and "alsa", {"api", "inputs", "outputs", "error"} (error: why none)."""
+    out = []
+    for api in ("jack", "alsa"):
+        rec = {"api": api, "inputs": [], "outputs": [], "error": None}
+        if api == "jack" and not jack_running():
+            rec["error"] = "no JACK server runs"
+        else:
+            try:
+                for key, cls in (("inputs", rtmidi.MidiIn), ("outputs", rtmidi.MidiOut)):
+                    probe = cls(rtapi=_rtapi(api), name=f"{CLIENT_NAME}-probe")
+                    try:
+                        rec[key] = list(probe.get_ports())
+                    finally:
+                        probe.delete()
+            except (rtmidi.RtMidiError, SystemError) as e:   # no ALSA sequencer: SystemError from its init
+                rec["error"] = f"{type(e).__name__}: {e}"
+        out.append(rec)
+    return out
+
+
 def match_port(wanted: str, names: list[str]) -> str | None:
     """Exact name, else the unique case-insensitive substring match, else None."""
     if wanted in names:

@@ -185,7 +185,8 @@ def test_recover_wav_leaves_complete_files_alone(tmp_path):
     assert path.read_bytes() == before
 
 
-def test_recover_fixes_lagging_headers_and_cuts_partial_data(tmp_path):
+@pytest.mark.parametrize("via_wav", [False, True], ids=["base-name", "wav-name"])
+def test_recover_fixes_lagging_headers_and_cuts_partial_data(tmp_path, via_wav):
     base = tmp_path / "lag"
     rec = Recorder(base).start()
     for k in range(8):
@@ -205,7 +206,7 @@ def test_recover_fixes_lagging_headers_and_cuts_partial_data(tmp_path):
         f.write('{"t_s": 1.0, "control": "top_p", "value": 0.5}\n{"t_s": 1.1, "cont')
     assert read_wav(paths["wav"])[0].shape[0] == 8 * BLOCK  # still valid, counts the old data
 
-    assert recover_main([str(base)]) == 0
+    assert recover_main([str(paths["wav"] if via_wav else base)]) == 0   # the README's form: NAME.wav
     samples, _ = read_wav(paths["wav"])
     assert np.array_equal(samples, pcm(9 * BLOCK))
     assert paths["wav"].stat().st_size == 44 + 9 * BLOCK * 2
@@ -213,4 +214,5 @@ def test_recover_fixes_lagging_headers_and_cuts_partial_data(tmp_path):
     assert np.array_equal(frames.regs, np.stack([row(i) for i in range(9)]))
     lines = paths["log"].read_text().splitlines()
     assert json.loads(lines[-1])["control"] == "top_p"
-    assert recover_main([str(paths["regs_part"])]) == 1  # gone: reported, not raised
+    assert recover_main([str(paths["regs_part"])]) == 0  # any file of the take names the take: all complete
+    assert recover_main([str(tmp_path / "gone.regs.part")]) == 1   # no take there: reported, not raised

@@ -180,6 +180,19 @@ def test_devices_lists_or_says_none(capsys):
     assert "audio devices" in out and "MIDI input ports" in out and "MIDI output ports" in out
     assert devices.main(["--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert set(d) == {"audio", "audio_error", "midi_inputs", "midi_outputs", "midi_error"}
+    assert set(d) == {"audio", "audio_error", "midi"} and [m["api"] for m in d["midi"]] == ["jack", "alsa"]
     if not d["audio"]:
         assert "none" in devices.format_report(d)
+
+
+def test_devices_lists_the_jack_midi_ports_of_a_live_session(jack, capsys):
+    """`sidlive live` opens its sidlive:midi_in port through JACK: `sidlive devices` shows it, labelled."""
+    from sidlive.midi.inputs import RtMidiInput
+    port = RtMidiInput(None, api="jack")
+    try:
+        assert devices.main([]) == 0
+        out = capsys.readouterr().out
+        jack_part = out.split("[ALSA]")[0].split("[JACK]")[-1]
+        assert "sidlive:midi_in" in jack_part, out
+    finally:
+        port.close()
