@@ -1,13 +1,13 @@
-"""`sidlive generate`: frames from a model (.sidm) through the Numba engine, to .regs/.txt/.wav/.sid."""
+"""`sidlive generate`: frames from a model (.sidm) through the Numba engine, to .regs, .txt, .wav or .sid."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from sidlive.frames import FramesFormatError
+from sidlive.control.params import SAMPLING_DEFAULTS
+from sidlive.frames import PAL_FRAME_RATE_HZ, FramesFormatError
 from sidlive.live.offline import RATES_HZ, generate_file
-from sidlive.frames import PAL_FRAME_RATE_HZ
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,12 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sidlive generate", description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="model file (default presets/models/default.sidm)")
     ap.add_argument("--frames", type=int, default=700, help=f"frames to generate ({PAL_FRAME_RATE_HZ:.3f} per second; default 700)")
-    ap.add_argument("--temp", type=float, default=1.0, help="temperature, 0 = greedy (default 1.0)")
-    ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely values, 0 = off (default)")
-    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1 = off (default)")
-    ap.add_argument("--repetition", type=float, default=1.0,
-                    help="how much a pointer model repeats from the history: 0 never copies, 1 as trained "
-                         "(default), 2 loops tighter")
+    d = SAMPLING_DEFAULTS   # the same defaults as `sidlive live`
+    ap.add_argument("--temp", type=float, default=d["temperature"],
+                    help=f"temperature, 0 = greedy (default {d['temperature']})")
+    ap.add_argument("--top-k", type=int, default=d["top_k"], help=f"keep the k most likely values, 0 = off "
+                                                                   f"(default {d['top_k']})")
+    ap.add_argument("--top-p", type=float, default=d["top_p"], help=f"nucleus sampling mass, 1 = off "
+                                                                     f"(default {d['top_p']})")
+    ap.add_argument("--repetition", type=float, default=d["repetition"],
+                    help="how much a pointer model repeats from the history: 0 never copies, 1 as trained, "
+                         f"2 loops tighter (default {d['repetition']})")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--prompt", type=Path, default=None, help="prompt: a .sid tune or a .regs/.txt frames file")
     ap.add_argument("--prompt-seconds", type=float, default=4.0, help="seconds of the prompt to use (default 4)")
@@ -32,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         info = generate_file(args.output, model=args.model, frames=args.frames, temperature=args.temp,
-                             top_k=args.top_k, top_p=args.top_p, repetition=args.repetition, seed=args.seed, prompt=args.prompt,
+                             top_k=args.top_k, top_p=args.top_p, repetition=args.repetition, seed=args.seed,
+                             prompt=args.prompt,
                              prompt_seconds=args.prompt_seconds, composer=args.composer,
                              with_prompt=args.with_prompt, chip=args.chip, rate_hz=args.rate,
                              log=lambda s: print(s, file=sys.stderr, flush=True))

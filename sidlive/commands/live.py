@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep", type=int, default=D.keep_frames, help=f"unplayed frames a rollback keeps (default {D.keep_frames})")
     ap.add_argument("--block", type=int, default=D.block_frames, help=f"audio block in samples (default {D.block_frames})")
     ap.add_argument("--chip", choices=CHIPS, default=D.chip)
-    ap.add_argument("--seed", type=int, default=D.seed, help="base random seed (reseed steps from it)")
+    ap.add_argument("--seed", type=int, default=None, help="base random seed (reseed steps from it; default: a "
+                                                         "fresh random one, printed and recorded with the take)")
     ap.add_argument("--temp", type=float, default=None, help="initial temperature")
     ap.add_argument("--repetition", type=float, default=None, help="initial repetition (0..2; pointer models)")
     return ap

@@ -200,6 +200,8 @@ def _registry() -> dict[str, Param]:
 
 
 PARAMS: dict[str, Param] = _registry()
+# The sampling defaults of every command (live, generate, the census): one definition.
+SAMPLING_DEFAULTS = {k: PARAMS[k].default for k in ("temperature", "top_k", "top_p", "repetition")}
 
 
 def param(name: str) -> Param:

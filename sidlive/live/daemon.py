@@ -17,6 +17,7 @@ import dataclasses
 import gc
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -66,7 +67,7 @@ class LiveConfig:
     keep_frames: int = 1                 # unplayed frames a rollback keeps (the generator's head start)
     chip: str = "6581"
     subframes: int = LIVE_SUBFRAMES      # renderer steps per frame: a mute is heard within 1.25 ms of its block
-    seed: int = 0
+    seed: int | None = None              # base seed; None: a fresh random one, said and recorded
     loop: str | None = None              # start with this loop selected
     loop_mode: str = "prime"
     capture_seconds: float = 4.0
@@ -129,6 +130,9 @@ class LiveDaemon:
             self.message(f"stopping: {what}: {type(e).__name__}: {e}")
 
     def _start(self, stack: contextlib.ExitStack) -> None:
+        if self.cfg.seed is None:   # every run its own music; the take records the seed, so it replays
+            self.cfg = dataclasses.replace(self.cfg, seed=secrets.randbits(63))
+            self.message(f"seed {self.cfg.seed} (--seed {self.cfg.seed} plays this run again)")
         cfg = self.cfg
         close = lambda what, fn, *a: stack.callback(self._guarded, what, fn, *a)  # noqa: E731
         stack.callback(self.wake.close)

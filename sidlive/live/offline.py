@@ -25,6 +25,7 @@ from sidlive.export.psidfile import export_frames
 from sidlive.frames import Frames, save
 from sidlive.paths import DEFAULT_MODEL
 from sidlive.c64.load import load_tune
+from sidlive.control.params import SAMPLING_DEFAULTS
 
 OUT_EXTS = (".regs", ".txt", ".wav", ".sid")
 PROMPT_EXTS = (".sid", ".regs", ".txt")
@@ -48,7 +49,9 @@ def load_prompt(path: str | Path, seconds: float) -> Frames:
 
 
 def generate_file(out_path: str | Path, *, model: str | Path | None = None, frames: int = 700,
-                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, repetition: float = 1.0, seed: int = 0,
+                  temperature: float = SAMPLING_DEFAULTS["temperature"], top_k: int = SAMPLING_DEFAULTS["top_k"],
+                  top_p: float = SAMPLING_DEFAULTS["top_p"], repetition: float = SAMPLING_DEFAULTS["repetition"],
+                  seed: int = 0,
                   prompt: str | Path | None = None, prompt_seconds: float = 4.0, composer: str | None = None,
                   with_prompt: bool = False, chip: str | None = None, rate_hz: int = 48_000, log=print) -> dict:
     """Generate `frames` frames and write them to out_path; returns what was done."""

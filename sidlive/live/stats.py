@@ -76,4 +76,4 @@ def stats(d, rec: dict | None = None) -> dict:
             "fx": ({**d.ports.fx.stats(), "bypass": d.controls.state.fx_bypass}
                    if d.ports.fx is not None else None),
             "controls_rejected": d.controls.rejected, "events_lost": d.hub.events_lost,
-            "recording": rec, "messages": len(d.messages)}
+            "recording": rec, "messages": len(d.messages), "seed": d.cfg.seed}

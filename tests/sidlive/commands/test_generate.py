@@ -8,6 +8,7 @@ from engine.generator import Generator
 from sidlive.audio.wav import read_wav
 from sidlive.c64.psid import build_psid
 from sidlive.commands import generate as gen_cli
+from sidlive.control.params import SAMPLING_DEFAULTS
 from sidlive.frames import Frames, load, save
 from sidlive.live import offline
 from tests.conftest import walk
@@ -28,7 +29,8 @@ def test_regs_txt_and_wav_outputs(tmp_path, tiny_np, capsys):
     assert "wrote" in capsys.readouterr().out
     got = load(out)
     assert len(got) == 40 and got.extra["seed"] == 7391738265 and got.author == "Rob Hubbard"
-    g = Generator(tiny_np, temperature=0.9, top_k=20, seed=7391738265, composer="Rob Hubbard", log=None)
+    g = Generator(tiny_np, temperature=0.9, top_k=20, top_p=SAMPLING_DEFAULTS["top_p"], seed=7391738265,
+                  composer="Rob Hubbard", log=None)   # top_p: the default every command shares
     g.prime(load(prompt).regs[:100])  # 2 s = 100 frames
     np.testing.assert_array_equal(got.regs, Frames(regs=g.generate(40)).regs)
     assert gen_cli.main(args[:-1] + [str(tmp_path / "o.txt"), "--with-prompt"]) == 0
@@ -72,3 +74,17 @@ def test_errors_name_the_problem(tmp_path, tiny_np, capsys, monkeypatch, args, m
     args = [str(tiny_np) if a == "MODEL" else a for a in args]
     assert gen_cli.main(args) == 1
     assert message in capsys.readouterr().err
+
+
+def test_generate_and_live_sample_with_the_same_defaults(tiny_np, tmp_path, monkeypatch):
+    from sidlive.control.params import ControlState
+    seen = {}
+
+    def spy(out_path, **kw):
+        seen.update(kw)
+        raise ValueError("stop here")
+    monkeypatch.setattr(gen_cli, "generate_file", spy)
+    assert gen_cli.main(["--model", str(tiny_np), "-o", str(tmp_path / "x.regs")]) == 1
+    live = ControlState()
+    assert {k: seen[k] for k in ("temperature", "top_k", "top_p", "repetition")} == SAMPLING_DEFAULTS == \
+        {"temperature": live.temperature, "top_k": live.top_k, "top_p": live.top_p, "repetition": live.repetition}

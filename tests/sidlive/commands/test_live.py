@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -165,3 +166,24 @@ def test_kill_9_leaves_a_valid_wav_and_a_recoverable_take(model_path, tmp_path):
     from sidlive.frames import load_regs
     frames = load_regs(tmp_path / "take.regs")
     assert len(frames) >= len(samples) // 958 - 60
+
+
+def test_each_run_gets_its_own_seed_said_recorded_and_replayable(capsys, model_path, tmp_path):
+    """Without --seed every run reseeds from a fresh random base seed; the run says it, the
+    take's metadata and the JSON line hold it, and --seed N plays the same frames again."""
+    from sidlive.frames import load_regs
+    seeds, takes = [], []
+    for i in range(2):
+        assert live.main(["--model", str(model_path), "--headless", "--audio", "null", *QUIET, "--seconds", "1",
+                          "--record", str(tmp_path / f"t{i}.wav")]) == 0
+        out, err = capsys.readouterr()
+        seed = json.loads(out.strip().splitlines()[-1])["seed"]
+        assert f"seed {seed}" in err and load_regs(tmp_path / f"t{i}.regs").extra["seed"] == seed
+        seeds.append(seed)
+        takes.append(load_regs(tmp_path / f"t{i}.regs").regs)
+    assert seeds[0] != seeds[1]
+    assert live.main(["--model", str(model_path), "--headless", "--audio", "null", *QUIET, "--seconds", "1",
+                      "--record", str(tmp_path / "again.wav"), "--seed", str(seeds[0])]) == 0
+    again = load_regs(tmp_path / "again.regs").regs
+    n = min(len(again), len(takes[0]))
+    assert n > 20 and np.array_equal(again[:n], takes[0][:n])
