@@ -35,14 +35,15 @@ import torch
 from engine.config import ModelConfig
 from engine.generator import Generator
 from engine.sidm import load_sidm
+from sidlive.control.params import SAMPLING_DEFAULTS
 from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
 from training import sample
 from training.census import TECHNIQUE_KEYS, census_counts, compare_census, first_sound_frame, pool_counts, rates
-from training.repetition import loop_collapse, self_repetition
 from training.config import TrainConfig
 from training.dataset import is_validation as held_back
 from training.model import SidModel
 from training.novelty import NoveltyIndex, open_shards, read_index, tune_frames
+from training.repetition import loop_collapse, self_repetition
 
 SILENT_MAX_SHARE = 0.05
 FIRST_SOUND_MAX_S = 0.5
@@ -324,12 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--n", type=int, default=20, help="generations")
     p.add_argument("--seconds", type=float, default=60.0, help="seconds per generation")
-    p.add_argument("--temperature", type=float, default=None, help="default: the generator's")
+    p.add_argument("--temperature", type=float, default=SAMPLING_DEFAULTS["temperature"])
     p.add_argument("--backend", choices=("auto", "engine", "torch"), default="auto",
                    help="auto: the Numba engine for .sidm, the PyTorch reference sampler for .pt")
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--repetition", type=float, default=1.0, help="pointer models: 0 never copies, 1 as trained")
+    p.add_argument("--top-k", type=int, default=SAMPLING_DEFAULTS["top_k"])
+    p.add_argument("--top-p", type=float, default=SAMPLING_DEFAULTS["top_p"])
+    p.add_argument("--repetition", type=float, default=SAMPLING_DEFAULTS["repetition"],
+                   help="pointer models: 0 never copies, 1 as trained (the defaults: the live instrument's)")
     p.add_argument("--seed", type=int, default=1000, help="first seed; generation i uses seed + i")
     p.add_argument("--prompt-seconds", type=float, default=3.0)
     p.add_argument("--prompt-start-seconds", type=float, default=5.0, help="where prompts are cut in their tune")
