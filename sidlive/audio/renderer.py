@@ -20,18 +20,7 @@ One `Renderer` serves offline rendering (`render_frames`) and the live audio cal
    live daemon's "within one block"), not a whole frame later. Where the steps fall is
    fixed by the cycle count, so the output does not depend on the block sizes.
 
-Sample accounting. reSIDfp's long-run output rate is not quite the rate asked for
-(measured: 2.2e-4 fast with RESAMPLE at 48 kHz, +626 samples per 3,000 frames; 2.0e-4
-at 44.1 kHz; 3e-5 with DECIMATE), and sidplayfp's WAVs carry the same skew. Frame k's
-audio is therefore defined on an exact output timeline: frames 0..k-1 span
-`frame_sample_boundary(k)` = floor(k * cycles * rate / clock) samples (integer
-arithmetic, no drift over any length); a step ending at cycle c ends at sample
-floor(c * rate / clock). reSID's samples go into an input FIFO and a
-32-tap windowed-sinc fractional resampler reads them at a ratio that `RateLock` (a
-second-order phase-locked loop, updated once a step) keeps locked to the step
-boundaries: the ratio settles to reSID's true rate within ~1e-6 and the read position
-stays ~28 input samples (0.6 ms) behind the newest sample. The output then goes into a
-one-step FIFO from which blocks of any size are handed out.
+Sample accounting (exact, no drift over any length) and the resampler: sidlive/audio/resample.py.
 
 Determinism: two pyresidfp instances fed the same writes differ by a few LSB (about
 -80 dBFS, from state it leaves uninitialised), so renders repeat to within that, not
@@ -50,7 +39,7 @@ from typing import Callable, Iterable
 import numpy as np
 from pyresidfp._pyresidfp import SID, ChipModel, SamplingMethod
 
-from sidlive.audio.resample import TAPS, RateLock, interpolate, interpolate_gil, sinc_table
+from sidlive.audio.resample import TAPS, RateLock, apply_fade, interpolate, interpolate_gil, sinc_table
 from sidlive.frames import (CHIPS, CLOCKS, CONTROL_REGS, NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, NUM_REGS, PAL_CLOCK_HZ,
                             PAL_FRAME_CYCLES, WRITE_ORDER, Frames, frame_sample_boundary)
 
@@ -73,6 +62,7 @@ _IN_PAD = 128                 # zeros before reSID's first sample (start-up read
 # the first ~100 samples can be full-scale garbage. Clocking this many cycles of
 # silence at reset, output discarded, flushes it.
 WARMUP_CYCLES = 65_536
+FADE_SAMPLES_PER_KHZ = 2     # panic: the output fades to zero (and back on resume) over 2 ms
 
 FrameSource = Callable[[], "np.ndarray | Iterable[int] | None"]
 
@@ -134,6 +124,7 @@ class Renderer:
         self.subframes = _check_int("subframes", subframes, 1, SUBFRAMES_MAX)
         self.write_gap_cycles = _check_int("write_gap_cycles", write_gap_cycles, 0, WRITE_GAP_MAX)
         self._kernel = interpolate if release_gil else interpolate_gil
+        self._n_fade = max(1, FADE_SAMPLES_PER_KHZ * self.rate_hz // 1000)
         # Cycle offset of each step's start within a frame, and the frame's end.
         self._step_cycles = [j * self.cycles_per_frame // self.subframes for j in range(self.subframes + 1)]
         self.max_frame_samples = -(-self.cycles_per_frame * self.rate_hz // self.clock_hz)
@@ -166,6 +157,8 @@ class Renderer:
             self._sid.mute(v - 1, v in self.muted_voices)
         self._regs[:] = 0
         self._written_once = False
+        self._fade_k = self._n_fade   # output gain k / n_fade: 1 until a panic
+        self._fade_dir = 0
         self._in[:_IN_PAD] = 0.0
         self._in_base = -_IN_PAD     # absolute input index of self._in[0]
         self._in_len = _IN_PAD
@@ -206,6 +199,20 @@ class Renderer:
             value = int(self._regs[ctrl]) & 0xFE
             self._regs[ctrl] = value
             self._sid.write(ctrl, value)
+
+    def panic(self) -> None:
+        """Silence: gates off, fastest release; the output fades to 0 within 2 ms of the next step until `resume`."""
+        self.gate_off()
+        for ctrl in CONTROL_REGS:
+            sr = ctrl + 2
+            value = int(self._regs[sr]) & 0xF0
+            self._regs[sr] = value
+            self._sid.write(sr, value)
+        self._fade_dir = -1
+
+    def resume(self) -> None:
+        """After a panic: the output fades back in over 2 ms from the next step."""
+        self._fade_dir = 1
 
     def set_filter(self, enabled: bool) -> None:
         """Switch the SID filter emulation on or off."""
@@ -363,6 +370,8 @@ class Renderer:
         m = end - self._step_end_sample
         start, step = self._lock.advance(self._in_total, m, frac)
         self._kernel(self._in, self._in_base, start, step, m, self._table, self._frame_out)
+        if self._fade_dir != 0 or self._fade_k != self._n_fade:   # a panic's silence, or its fade
+            self._fade_k = apply_fade(self._frame_out[:m], self._fade_k, self._fade_dir, self._n_fade)
         self._out_len = m
         self._out_pos = 0
         self._step_end_sample = end

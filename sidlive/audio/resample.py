@@ -1,6 +1,20 @@
 """The renderer's fractional resampler: a 32-tap windowed-sinc interpolator reading reSID's
 samples at a ratio that `RateLock` (a second-order phase-locked loop, updated once a step)
-keeps locked to the exact frame boundaries (see sidlive/audio/renderer.py)."""
+keeps locked to the exact frame boundaries (see sidlive/audio/renderer.py).
+
+Sample accounting. reSIDfp's long-run output rate is not quite the rate asked for
+(measured: 2.2e-4 fast with RESAMPLE at 48 kHz, +626 samples per 3,000 frames; 2.0e-4
+at 44.1 kHz; 3e-5 with DECIMATE), and sidplayfp's WAVs carry the same skew. Frame k's
+audio is therefore defined on an exact output timeline: frames 0..k-1 span
+`frame_sample_boundary(k)` = floor(k * cycles * rate / clock) samples (integer
+arithmetic, no drift over any length); a step ending at cycle c ends at sample
+floor(c * rate / clock). reSID's samples go into an input FIFO and a
+32-tap windowed-sinc fractional resampler reads them at a ratio that `RateLock` (a
+second-order phase-locked loop, updated once a step) keeps locked to the step
+boundaries: the ratio settles to reSID's true rate within ~1e-6 and the read position
+stays ~28 input samples (0.6 ms) behind the newest sample. The output then goes into a
+one-step FIFO from which blocks of any size are handed out.
+"""
 from __future__ import annotations
 
 import math
@@ -99,3 +113,14 @@ def interpolate_gil(src, src_base, start, step, n, table, out):
     lets another Python thread take it, and the callback then waits up to the switch
     interval (or longer, if that thread is preempted) to get it back."""
     interpolate(src, src_base, start, step, n, table, out)
+
+
+@njit(cache=True, nogil=True)
+def apply_fade(buf, k, direction, n_fade):
+    """Scale buf in place by gain k/n_fade, stepping k by `direction` (-1 out, +1 in, 0 hold)
+    per sample within 0..n_fade; returns the new k. No allocation (the audio callback)."""
+    inv = np.float32(1.0) / np.float32(n_fade)
+    for j in range(buf.shape[0]):
+        k = min(max(k + direction, 0), n_fade)
+        buf[j] *= np.float32(k) * inv
+    return k

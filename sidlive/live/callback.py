@@ -5,7 +5,7 @@ generator thread (genthread.py) on the other side of the ring.
 (also driven by `NullOutput`, a paced thread, when there is no device or JACK died). Per
 block it: counts PortAudio's output_underflow flag; applies a new control snapshot if the
 control thread swapped one in (`published`, one reference: mutes/solo via
-Renderer.set_mute, panic via Renderer.gate_off, master gain); takes the MIDI that arrived
+Renderer.set_mute, panic via Renderer.panic (silent within 2 ms, resumed with the first frame generated after it), master gain); takes the MIDI that arrived
 (`lane`, midilane.py: every message on to the control thread, mute/solo acted on at once
 so they sound in the cycle that delivered them); answers a pending ring
 rollback (`FrameRing.service`); renders the block (the Renderer asks `_source` for a frame
@@ -34,9 +34,10 @@ from sidlive.audio.renderer import SUBFRAMES, Renderer
 from sidlive.control.params import ControlState
 from sidlive.frames import CONTROL_REGS, NUM_REGS, frame_sample_boundary
 
-EV_STATE, EV_MUTE, EV_PANIC, EV_KEYS = 1, 2, 3, 4
+EV_STATE, EV_MUTE, EV_PANIC, EV_KEYS, EV_RESUME = 1, 2, 3, 4, 5
 LANE_SEQ = -1               # the seq of events the MIDI lane caused (no published state)
-EV_NAMES = {EV_STATE: "state", EV_MUTE: "renderer.mute", EV_PANIC: "renderer.panic", EV_KEYS: "keyboard.heard"}
+EV_NAMES = {EV_STATE: "state", EV_MUTE: "renderer.mute", EV_PANIC: "renderer.panic", EV_KEYS: "keyboard.heard",
+            EV_RESUME: "renderer.resume"}
 N_EVENTS = 4096
 N_FRAME_LOG = 1 << 16
 N_PLAYED = 1 << 12          # played-frame log (82 s)
@@ -163,7 +164,9 @@ class AudioCallback:
             if self._masking:   # frames generated before the panic: gates stay off
                 pc = self.panic_cut
                 if pc[0] >= self._panic and pos >= pc[1]:
-                    self._masking = False
+                    self._masking = False      # the first frame made after the panic: sound again
+                    self.renderer.resume()
+                    self._event(EV_RESUME, -1, self._panic, 0)
                 else:
                     row[_C1] &= 0xFE
                     row[_C2] &= 0xFE
@@ -201,7 +204,7 @@ class AudioCallback:
         r = self.renderer
         if state.panic != self._panic:
             self._panic = state.panic
-            r.gate_off()
+            r.panic()                  # silent within 2 ms of the next step; resumes with new frames
             self._masking = True
             self._event(EV_PANIC, seq, state.panic, 0)
         self._scale = state.gain / 32768.0

@@ -22,7 +22,7 @@ from sidlive.control.keyvoice import KeyVoice, NoteEvent
 from sidlive.control.maps import ControllerMapError, MidiMapper, load_map
 from sidlive.control.params import ControlEvent, ControlState
 from sidlive.frames import PAL_FRAME_RATE_HZ
-from sidlive.live.callback import EV_KEYS, EV_MUTE, EV_NAMES, EV_PANIC
+from sidlive.live.callback import EV_KEYS, EV_MUTE, EV_NAMES, EV_PANIC, EV_RESUME
 from sidlive.live.genthread import GenRequest
 from sidlive.live.loops import LoopError, capture
 from sidlive.live.ports import LiveError
@@ -213,8 +213,9 @@ class ControlHub:
             seq, kind, a, b, sample, heard, dac, _block = ev
             if kind == EV_KEYS:
                 self.key_events.append(ev)
-            if kind in (EV_MUTE, EV_PANIC):
-                self.renderer_events.append(ev)
+            if kind in (EV_MUTE, EV_PANIC, EV_RESUME):
+                if kind != EV_RESUME:
+                    self.renderer_events.append(ev)
                 if self.recorder is not None:
                     value = {"voice": a, "muted": bool(b)} if kind == EV_MUTE else {"count": a}
                     value.update(sample=sample, heard_sample=heard, seq=seq)

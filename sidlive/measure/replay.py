@@ -22,7 +22,7 @@ def replay_take(base: str | Path) -> tuple[np.ndarray, np.ndarray]:
     events = []
     for n, line in enumerate(paths["log"].read_text(encoding="utf-8").splitlines()):
         rec = json.loads(line)
-        if rec["control"] in ("renderer.mute", "renderer.panic"):
+        if rec["control"] in ("renderer.mute", "renderer.panic", "renderer.resume"):
             events.append((rec["value"]["sample"], n, rec["control"], rec["value"]))
     extra = frames.extra
     r = Renderer(frames, chip=frames.chip, rate_hz=rate, clock=frames.clock, subframes=extra.get("subframes", 4))
@@ -33,8 +33,10 @@ def replay_take(base: str | Path) -> tuple[np.ndarray, np.ndarray]:
             done += r.read_into(out[done:sample])
         if control == "renderer.mute":
             r.set_mute(value["voice"], value["muted"])
+        elif control == "renderer.panic":
+            r.panic()
         else:
-            r.gate_off()
+            r.resume()
     r.read_into(out[done:])
     return live, out
 
@@ -52,3 +54,29 @@ def compare_take(base: str | Path) -> dict:
     live, offline = replay_take(base)
     _, again = replay_take(base)
     return {"samples": len(live), "live_vs_offline": _diff(live, offline), "offline_vs_offline": _diff(again, offline)}
+
+
+def panic_silence(base: str | Path, after_ms: float = 10.0, window_ms: float = 40.0) -> dict:
+    """Every panic of a recorded take: the level (dBFS, RMS) of the WAV from `after_ms` after
+    the callback took it, over `window_ms` or up to its resume; the worst and the median."""
+    paths = session_paths(base)
+    take, rate = read_wav(paths["wav"])
+    marks = []
+    for line in paths["log"].read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec["control"] in ("renderer.panic", "renderer.resume"):
+            marks.append((rec["value"]["sample"], rec["control"]))
+    marks.sort()
+    levels = []
+    for i, (sample, control) in enumerate(marks):
+        if control != "renderer.panic":
+            continue
+        a = sample + int(rate * after_ms / 1000)
+        b = min(a + int(rate * window_ms / 1000),
+                next((s for s, c in marks[i + 1:] if c == "renderer.resume"), len(take)), len(take))
+        if b > a:
+            x = take[a:b].astype(np.float64)
+            levels.append(20 * np.log10(max(np.sqrt(np.mean(x ** 2)), 1e-9) / 32768))
+    return {"panics": len(levels), "after_ms": after_ms,
+            "worst_dbfs": round(max(levels), 1) if levels else None,
+            "median_dbfs": round(float(np.median(levels)), 1) if levels else None}

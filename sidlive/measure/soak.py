@@ -47,7 +47,7 @@ from sidlive.measure.registry import Unavailable, benchmark
 from sidlive.measure.steal import StealMonitor
 from sidlive.paths import CONTROLLERS_DIR, DEFAULT_MODEL, LOOPS_DIR, REPO_ROOT
 from sidlive.measure.probes import flood, flood_messages, measure_latency
-from sidlive.measure.replay import compare_take
+from sidlive.measure.replay import compare_take, panic_silence
 
 DEFAULT_CONTROLLER = CONTROLLERS_DIR / "korg_nanokontrol2.toml"
 SOAK_PORT = "sidlive-soak"
@@ -130,6 +130,7 @@ def soak(seconds: float, *, model: str | Path | None = None, controller: str | P
     fig["message_sample"] = sorted(set(messages))[:5]
     if replay:
         fig["replay"] = compare_take(out_dir / "soak")
+        fig["panic"] = panic_silence(out_dir / "soak")   # silence 10 ms after each panic
     if launch:
         fig["launch"] = launch_time(model)
     fig["take"] = str(out_dir / "soak")

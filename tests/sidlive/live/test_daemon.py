@@ -20,7 +20,7 @@ from sidlive.audio.ring import FrameRing
 from sidlive.audio.wav import read_wav
 from sidlive.control.params import ControlState
 from sidlive.frames import CANON_MASK, CONTROL_REGS, load_regs
-from sidlive.live.callback import EV_MUTE, EV_PANIC, AudioCallback
+from sidlive.live.callback import EV_MUTE, EV_PANIC, EV_RESUME, AudioCallback
 from sidlive.live.genthread import GeneratorThread, GenRequest
 from sidlive.live.loops import Arrangement
 from sidlive.measure.replay import compare_take, replay_take
@@ -133,11 +133,21 @@ def test_mute_and_panic_act_within_a_block_and_the_take_replays(model_path, tmp_
                 rec.log_control("renderer.mute", {"voice": a, "muted": bool(b), "sample": sample})
             elif kind == EV_PANIC:
                 rec.log_control("renderer.panic", {"count": a, "sample": sample})
+            elif kind == EV_RESUME:
+                rec.log_control("renderer.resume", {"count": a, "sample": sample})
             logged.append((kind, sample, heard))
         stats = rec.close()
     assert lost == 0 and stats["dropped_blocks"] == 0
     mutes = [(s, h) for k, s, h in logged if k == EV_MUTE]
     assert [s for s, _ in mutes] == [30 * 256, 71 * 256]   # applied at the block's first sample
+    # panic is silence: below -60 dBFS 10 ms after the callback took it, until the first
+    # frame generated after it plays; then the music comes back
+    (_, p_sample, p_heard), = [e for e in logged if e[0] == EV_PANIC]
+    resumes = [s for k, s, _ in logged if k == EV_RESUME]
+    take, _ = read_wav(session_paths(tmp_path / "take")["wav"])
+    quiet = take[p_sample + 480:resumes[0]].astype(np.float64)
+    assert len(resumes) == 1 and len(quiet) > 0
+    assert 20 * np.log10(max(np.sqrt(np.mean(quiet ** 2)), 1e-9) / 32768) < -60
     assert all(s <= h < s + 256 * 2 for s, h in mutes)                # heard from the next step (< 5.2 ms)
     seq, cut, _ = rig.gt.rollback_log[-1]
     frames = load_regs(session_paths(tmp_path / "take")["regs"]).regs

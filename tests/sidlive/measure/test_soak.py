@@ -48,6 +48,8 @@ def test_short_soak_measures_everything(model_path, tmp_path):
     assert rep["samples"] == rec["samples_written"]
     assert rep["live_vs_offline"]["max_abs"] <= max(4 * rep["offline_vs_offline"]["max_abs"], 256)
     assert rep["live_vs_offline"]["rms_diff_db"] < -50
+    pan = fig["panic"]            # the flood presses panic too: each one silent within 10 ms
+    assert pan["panics"] >= 1 and pan["worst_dbfs"] < -60, pan
 
 
 def test_soak_is_a_bench_plugin():
