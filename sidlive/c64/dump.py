@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sidlive.c64.machine import run_psid
-from sidlive.c64.psid import PsidTune, load_psid
+from sidlive.c64.psid import PsidTune, exported_frames, load_psid
 from sidlive.c64.songlengths import find_hvsc_root, load_songlengths, song_seconds, songlengths_path
 from sidlive.frames import NTSC_CLOCK_HZ, NTSC_FRAME_CYCLES, PAL_FRAME_RATE_HZ, Frames
 
@@ -35,7 +35,8 @@ def frame_rate_hz(clock: str) -> float:
 
 def resolve_seconds(tune: PsidTune, subtune: int, seconds: float | None,
                     songlengths: dict | None, tune_path: str | Path | None) -> tuple[float, str]:
-    """(seconds, where from): --seconds, else Songlengths.md5, else DEFAULT_SECONDS."""
+    """(seconds, where from): --seconds, else Songlengths.md5, else the frames a sidlive export holds, else
+    DEFAULT_SECONDS."""
     if seconds is not None:
         if not 0 < seconds <= MAX_SECONDS:
             raise ValueError(f"seconds is {seconds}, allowed 0 < seconds <= {MAX_SECONDS:g}")
@@ -48,6 +49,9 @@ def resolve_seconds(tune: PsidTune, subtune: int, seconds: float | None,
         s = song_seconds(songlengths, tune.md5, subtune)
         if s:
             return float(s), "Songlengths.md5"
+    n = exported_frames(tune.data, subtune)
+    if n:
+        return min(n / frame_rate_hz(tune.frames_clock()), MAX_SECONDS), "sidlive export"
     return DEFAULT_SECONDS, "default"
 
 

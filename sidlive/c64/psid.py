@@ -236,3 +236,20 @@ def build_psid(data: bytes, *, load_addr: int, init_addr: int, play_addr: int, s
         head += struct.pack(">HBBBB", flags, 0, 0, second_sid, third_sid)
     body = (struct.pack("<H", load_addr) if embed_load_addr else b"") + bytes(data)
     return head + body
+
+
+# sidlive's .sid export marks its image with this, then the subtune count and the frame counts
+# (lo bytes, then hi bytes): the dumper plays an export for as long as it holds frames.
+LENGTH_MARK = b"SIDLIVE-FRAMES"
+
+
+def exported_frames(image: bytes, subtune: int) -> int | None:
+    """Frames of 1-based `subtune` when `image` (a PSID's program) is a sidlive export, else None."""
+    i = image.find(LENGTH_MARK)
+    if i < 0:
+        return None
+    j = i + len(LENGTH_MARK)
+    n = image[j] if j < len(image) else 0
+    if not 1 <= subtune <= n or j + 1 + 2 * n > len(image):
+        return None
+    return image[j + subtune] | (image[j + n + subtune] << 8)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from sidlive.export.assembler import Program, assemble
 from sidlive.export.encode import Encoded
 from sidlive.frames import NUM_REGS, WRITE_ORDER
+from sidlive.c64.psid import LENGTH_MARK
 
 LOAD_ADDR = 0x0800
 RAM_END = 0xD000  # the image must end below this (I/O and KERNAL above)
@@ -244,6 +245,7 @@ def player_source(load_addr: int, starts: list[list[int]], counts: list[int], lo
     flat = [off for row in starts for off in row]
     for name, op in (("startlo", "<"), ("starthi", ">")):
         lines.append(f"{name}: .byte " + ", ".join(f"{op}data+{off}" for off in flat))
+    lines.append(f"mark:   .byte {', '.join(f'${b:02x}' for b in LENGTH_MARK)}, {len(counts)}")   # for the dumper
     lines.append("countlo: .byte " + ", ".join(f"<{c}" for c in counts))
     lines.append("counthi: .byte " + ", ".join(f">{c}" for c in counts))
     lines.append("data:")

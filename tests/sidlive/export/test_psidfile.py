@@ -365,3 +365,19 @@ def test_sidplayfp_first_play_is_on_the_frame_grid(tmp_path, delay):
     cycles = np.diff(edges[1:4]) * (985_248 / 48_000)
     want = [PAL_FRAME_CYCLES - WRITE_ORDER.index(0x18) * WRITE_SLOT_CYCLES, PAL_FRAME_CYCLES]
     assert np.all(np.abs(cycles - want) < 45), cycles
+
+
+def test_an_export_dumps_and_renders_for_the_frames_it_holds(tmp_path):
+    """`sidlive render X.sid` of an export plays its frames, not the 180 s default."""
+    from sidlive.c64.dump import dump_tune
+    from sidlive.c64.psid import exported_frames, load_psid
+    rng = np.random.default_rng(4)
+    a = canonicalize(rng.integers(0, 256, (700, 25)).astype(np.uint8))
+    b = canonicalize(rng.integers(0, 256, (300, 25)).astype(np.uint8))
+    export_frames([Frames(regs=a), Frames(regs=b)], tmp_path / "x.sid", title="t", author="a", released="r")
+    tune = load_psid(tmp_path / "x.sid")
+    assert exported_frames(tune.data, 1) == 700 and exported_frames(tune.data, 2) == 300
+    assert exported_frames(tune.data, 3) is None and exported_frames(b"no mark here", 1) is None
+    fr = dump_tune(tmp_path / "x.sid")
+    assert fr.extra["seconds_from"] == "sidlive export" and len(fr) == 700
+    assert len(dump_tune(tmp_path / "x.sid", subtune=2)) == 300
