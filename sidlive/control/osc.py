@@ -90,6 +90,7 @@ class _Dispatcher(Dispatcher):
         try:
             messages = [m.message for m in osc_packet.OscPacket(data).messages]
         except Exception:  # noqa: BLE001 - ParseError and anything else from garbage
+            self._owner.received += 1          # a packet came: received, then dropped
             self._owner._drop("<packet>", (), f"not an OSC packet ({len(data)} bytes)")
             return []
         for m in messages:
