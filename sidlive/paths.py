@@ -31,6 +31,17 @@ DEFAULT_MODEL = MODELS_DIR / "default.sidm"
 DEFAULT_CONTROLLER = CONTROLLERS_DIR / "generic.toml"
 
 
+def user_data_dir() -> Path:
+    """The user's sidlive data folder: $XDG_DATA_HOME/sidlive, else ~/.local/share/sidlive."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sidlive"
+
+
+def user_loops_dir() -> Path:
+    """Where a live session's captured loops go (and are found again) by default."""
+    return user_data_dir() / "loops"
+
+
 def shared_dir() -> Path | None:
     """The team's shared folder ($SIDLIVE_SHARED, else ../shared beside the checkout), or None."""
     env = os.environ.get("SIDLIVE_SHARED")

@@ -27,7 +27,6 @@ from sidlive.live.daemon import (  # noqa: F401
     NoAudioDevice,
 )
 from sidlive.live.view import run_view
-from sidlive.paths import LOOPS_DIR
 from sidlive.control.params import param
 from sidlive.frames import CHIPS
 from sidlive.live.loops import MODES
@@ -41,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="sidlive live", description="Play the model live: MIDI/OSC/keys steer it.")
     ap.add_argument("--model", type=Path, default=None, help="model .sidm (default presets/models/default.sidm)")
     ap.add_argument("--controller", type=Path, default=None, help="controller map .toml (default: generic)")
-    ap.add_argument("--loops", type=Path, default=LOOPS_DIR, help="loops folder (default presets/loops)")
+    ap.add_argument("--loops", type=Path, default=None,
+                    help="loops folder, where captures go too (default: the shipped loops plus your own in "
+                         "$XDG_DATA_HOME/sidlive/loops, ~/.local/share/sidlive/loops, where captures go)")
     ap.add_argument("--record", type=Path, default=None, help="record to NAME.wav (+ NAME.regs, NAME.controls.jsonl)")
     ap.add_argument("--audio", default=None, help="output: a device name/index, jack or null (default: JACK if "
                                                   "running, else the system default)")

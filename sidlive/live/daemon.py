@@ -37,7 +37,7 @@ from sidlive.live.hub import ControlHub, read_map, seed_for  # noqa: F401  (seed
 from sidlive.live.loops import Arrangement, LoopError, LoopLibrary
 from sidlive.live.ports import LiveError, NoAudioDevice, Ports, set_realtime  # noqa: F401
 from sidlive.midi.lane import Waker
-from sidlive.paths import DEFAULT_CONTROLLER, DEFAULT_MODEL, LOOPS_DIR
+from sidlive.paths import DEFAULT_CONTROLLER, DEFAULT_MODEL, LOOPS_DIR, user_loops_dir
 
 log = logging.getLogger("sidlive.live")   # messages also go here (INFO)
 NO_DEVICE_EXIT = 3
@@ -51,7 +51,7 @@ class LiveConfig:
 
     model: Path | None = None            # None: presets/models/default.sidm
     controller: Path | None = None       # None: presets/controllers/generic.toml (when MIDI is on)
-    loops_dir: Path | None = LOOPS_DIR
+    loops_dir: Path | None = None         # None: the shipped loops + the user's (captures go there)
     record: Path | None = None           # base name or NAME.wav
     audio: str | None = None             # None: JACK if running, else the default device; "null"
     midi: str | None = "virtual"         # "virtual", a port name, or None / "none"
@@ -154,7 +154,7 @@ class LiveDaemon:
                                                    "loop_mode": cfg.loop_mode, **fx_values, **cfg.controls}))
         except ValueError as e:
             raise LiveError(str(e)) from None
-        self.library = LoopLibrary(cfg.loops_dir)
+        self.library = LoopLibrary([LOOPS_DIR, user_loops_dir()] if cfg.loops_dir is None else cfg.loops_dir)
         for err in self.library.errors:
             self.message(err)
         start_loop = None

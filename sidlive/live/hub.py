@@ -28,6 +28,7 @@ from sidlive.live.loops import LoopError, capture
 from sidlive.live.ports import LiveError
 from sidlive.midi.inputs import open_input
 from sidlive.midi.lane import MidiLane, lane_table
+from sidlive.paths import user_loops_dir
 
 _GOLDEN = 0x9E3779B97F4A7C15
 
@@ -260,15 +261,13 @@ class ControlHub:
         if now - self._last_capture < 1.0:
             return
         self._last_capture = now
-        if self.cfg.loops_dir is None:
-            self.message("capture: no loops folder (--loops)")
-            return
+        folder = self.cfg.loops_dir if self.cfg.loops_dir is not None else user_loops_dir()
         read = self.ring.read_pos
         hist = self.genthread.hist
         n = min(int(round(self.cfg.capture_seconds * PAL_FRAME_RATE_HZ)), read, len(hist) - 64)
         regs = hist[np.arange(read - n, read) % len(hist)]
         try:
-            lp = capture(regs, self.cfg.loops_dir, chip=self.cfg.chip)
+            lp = capture(regs, folder, chip=self.cfg.chip)
         except (LoopError, OSError) as e:
             self.message(str(e) if str(e).startswith("capture") else f"capture: {e}")
             return

@@ -143,13 +143,15 @@ def capture(regs: np.ndarray, loops_dir: str | Path, *, chip: str = "6581", name
 
 
 class LoopLibrary:
-    """The loops in a folder, sorted by file name, reloaded when the folder changes.
+    """The loops in one or more folders (each sorted by file name, the folders in order),
+    reloaded when a folder changes.
 
     `refresh()` rescans when a file was added, removed or modified; a file that fails to
     load keeps its previous good version (if any) and its error goes to `errors`."""
 
-    def __init__(self, folder: str | Path | None):
-        self.folder = Path(folder) if folder is not None else None
+    def __init__(self, folder):
+        folders = [] if folder is None else [folder] if isinstance(folder, (str, Path)) else list(folder)
+        self.folders = [Path(f) for f in folders]
         self.loops: list[Loop] = []
         self.errors: list[str] = []
         self.version = 0
@@ -158,13 +160,14 @@ class LoopLibrary:
         self.refresh()
 
     def _scan(self) -> tuple:
-        if self.folder is None or not self.folder.is_dir():
-            return ()
         out = []
-        for p in sorted(self.folder.iterdir()):
-            if p.suffix.lower() in LOOP_EXTS and p.is_file():
-                st = p.stat()
-                out.append((p, st.st_mtime_ns, st.st_size))
+        for folder in self.folders:
+            if not folder.is_dir():
+                continue
+            for p in sorted(folder.iterdir()):
+                if p.suffix.lower() in LOOP_EXTS and p.is_file():
+                    st = p.stat()
+                    out.append((p, st.st_mtime_ns, st.st_size))
         return tuple(out)
 
     def refresh(self, force: bool = False) -> list[str]:
@@ -201,7 +204,7 @@ class LoopLibrary:
         for i, lp in enumerate(self.loops):
             if name in (lp.name, lp.path.stem, lp.path.name):
                 return i
-        raise LoopError(f"no loop named {name!r} in {self.folder}; "
+        raise LoopError(f"no loop named {name!r} in {', '.join(map(str, self.folders)) or 'no folder'}; "
                         f"available: {', '.join(lp.path.stem for lp in self.loops) or 'none'}")
 
 

@@ -358,3 +358,25 @@ def test_jack_death_switches_to_null_and_the_recording_goes_on(model_path, tmp_p
     assert rec["dropped_blocks"] == 0 and len(samples) == rec["samples_in"] == rec["samples_written"]
     assert len(load_regs(tmp_path / "take.regs")) == rec["frames_in"]
     assert rec["seconds"] > 1.0
+
+
+def test_capture_goes_to_the_users_loops_folder_by_default(model_path, tmp_path, wait, monkeypatch):
+    """Without --loops the library is the shipped loops plus the user's own, and a capture
+    lands in the user's folder ($XDG_DATA_HOME/sidlive/loops), never in presets/loops."""
+    from sidlive.control.params import ControlEvent
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    shipped = sorted(p.name for p in LOOPS.iterdir())
+    n_shipped = len([n for n in shipped if n.endswith(".regs")])
+    d, msgs = _daemon(model_path, tmp_path, loops_dir=None)
+    d.start()
+    try:
+        assert len(d.library.loops) == n_shipped
+        assert wait(lambda: d.audio.frames_played > 120, timeout_s=15)
+        d.post(ControlEvent("capture_loop", op="trigger", source="test"))
+        assert wait(lambda: any("captured" in m for m in msgs)), msgs
+        assert wait(lambda: len(d.library.loops) == n_shipped + 1)   # the capture joins the library
+    finally:
+        d.stop()
+    user = tmp_path / "xdg" / "sidlive" / "loops"
+    assert [p.name.startswith("capture-") for p in user.iterdir()] == [True]
+    assert sorted(p.name for p in LOOPS.iterdir()) == shipped
