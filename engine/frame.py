@@ -23,8 +23,8 @@ import numpy as np
 from numba import njit
 
 from engine.candidates import candidate_frame
-from engine.kernels import (SC_FEAT, SC_G, SC_QEMB, SC_TOK, SD_CUM, SD_GATES, SD_LP, SD_P, SD_Z, SI_IDX, SI_TMP, add_row,
-                            global_step, local_push, readout)
+from engine.kernels import (SC_FEAT, SC_G, SC_QEMB, SC_TMP, SC_TOK, SD_CUM, SD_GATES, SD_LP, SD_P, SD_Z, SI_IDX,
+                            SI_TMP, add_row, global_step, local_push, readout)
 from engine.matches import ST_N as MST_N
 from engine.matches import match_push
 from engine.pointer import count_hits, hit_token, pointer_readout, query_features
@@ -114,7 +114,7 @@ def run_frames(W8, WF, lay, dims, fpar, order, kc, vc, hist, lk, lv, sc, sd, si,
             qemb[:] = 0.0
             add_row(W8, WF, lay, E_PREV_EMB, reg * V + p, qemb)
             if pointer:
-                query_features(W8, WF, lay, dims, cv, ck, cb, reg, p, hits, misses, feat, qemb)
+                query_features(W8, WF, lay, dims, cv, ck, cb, reg, p, hits, misses, feat, qemb, sc[SC_TMP, :dl])
             if mode == MODE_TEACHER:
                 forced, v = True, np.int64(teacher[i, reg])
             elif fmask[reg]:

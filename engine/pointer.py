@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.kernels import SC_HN, SD_LP, SD_Z, add_row, dot_row, readout_parts
+from engine.kernels import SC_HN, SD_LP, SD_Z, add_row, dot_row, matvec, readout_parts
 from engine.matches import NUM_BUCKETS
 from engine.weights import D_PTR, D_V, P_CAND_FEAT, P_GATE_B, P_GATE_W, P_HIT_EMB
 
@@ -25,8 +25,8 @@ MAX_BUCKET = NUM_BUCKETS - 1
 
 
 @njit(cache=True, nogil=True)
-def query_features(W8, WF, lay, dims, cv, ck, cb, reg, prev, hits, misses, feat, qemb):
-    """qemb (dl,) += cand_feat @ the step's features (feat (40,) scratch, source-major)."""
+def query_features(W8, WF, lay, dims, cv, ck, cb, reg, prev, hits, misses, feat, qemb, tmp):
+    """qemb (dl,) += cand_feat @ the step's features (feat (40,), tmp (dl,) scratch, source-major)."""
     for s in range(N_SOURCES):
         ok = ck[s, reg] != 0
         feat[s * N_FEAT] = 1.0 if ok else 0.0
@@ -34,10 +34,9 @@ def query_features(W8, WF, lay, dims, cv, ck, cb, reg, prev, hits, misses, feat,
         feat[s * N_FEAT + 2] = np.float32(cb[s, reg]) / np.float32(MAX_BUCKET)
         feat[s * N_FEAT + 3] = np.float32(math.log1p(hits[s]))
         feat[s * N_FEAT + 4] = np.float32(math.log1p(misses[s]))
-    e = dims[D_PTR] + P_CAND_FEAT
-    rows = lay[e, 1]
-    for i in range(rows):
-        qemb[i] += dot_row(W8, WF, lay, e, i, feat)
+    matvec(W8, WF, lay, dims[D_PTR] + P_CAND_FEAT, feat, tmp)
+    for i in range(qemb.shape[0]):
+        qemb[i] += tmp[i]
 
 
 @njit(cache=True, nogil=True)
