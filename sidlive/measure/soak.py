@@ -67,10 +67,24 @@ SOAK_PORT = "sidlive-soak"
 def soak(seconds: float, *, model: str | Path | None = None, controller: str | Path = DEFAULT_CONTROLLER,
          cc_rate_hz: float = 500.0, probes: int = 30, out_dir: str | Path | None = None, realtime: bool = True,
          lookahead_frames: int = 3, seed: int = 1, replay: bool = True, launch: bool = True, fx: str | None = None,
-         log=print) -> dict:
-    """Run the soak, latency and replay measurements; returns the figures (see module doc)."""
+         load_cores: int = 0, log=print) -> dict:
+    """Run the soak, latency and replay measurements; returns the figures (see module doc).
+    load_cores: that many busy-looping processes run beside it (a loaded machine)."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load_cores)]
+    try:
+        fig = _soak(seconds, model=model, controller=controller, cc_rate_hz=cc_rate_hz, probes=probes,
+                    out_dir=out_dir, realtime=realtime, lookahead_frames=lookahead_frames, seed=seed, replay=replay,
+                    launch=launch, fx=fx, log=log)
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+    fig["load_cores"] = load_cores
+    return fig
 
 
+def _soak(seconds: float, *, model, controller, cc_rate_hz, probes, out_dir, realtime, lookahead_frames, seed,
+          replay, launch, fx, log) -> dict:
     model = Path(model) if model is not None else DEFAULT_MODEL
     tmp = Path(tempfile.mkdtemp(prefix="sidlive-soak-"))
     out_dir = Path(out_dir) if out_dir is not None else tmp
@@ -229,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-replay", action="store_true")
     ap.add_argument("--no-launch", action="store_true")
     ap.add_argument("--fx", default=None, help="run with this effects chain on (presets/fx name or .toml)")
+    ap.add_argument("--load-cores", type=int, default=0, help="busy-looping processes beside it (a loaded machine)")
     ap.add_argument("--baseline", action="store_true", help="no daemon: count the underruns of an empty callback "
                                                             "on the same JACK setup for --minutes (the machine's own)")
     args = ap.parse_args(argv)
@@ -242,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fig = soak(args.minutes * 60, model=model, controller=args.controller, cc_rate_hz=args.cc_rate,
                        probes=args.probes, out_dir=args.out, realtime=not args.no_realtime,
-                       replay=not args.no_replay, launch=not args.no_launch, fx=args.fx,
+                       replay=not args.no_replay, launch=not args.no_launch, fx=args.fx, load_cores=args.load_cores,
                        log=lambda s: print(s, file=sys.stderr, flush=True))
         except Exception as e:  # noqa: BLE001 - a measuring command reports and fails
             print(f"sidlive soak: {type(e).__name__}: {e}", file=sys.stderr)

@@ -65,3 +65,23 @@ def test_empty_callback_baseline_counts_blocks(jack):
     fig = empty_callback_baseline(1.0, realtime=False)
     assert fig["baseline"] == "empty callback" and fig["blocks"] > 0
     assert 0 <= fig["audio_underruns"] <= fig["blocks"]
+
+
+def test_soak_under_load_runs_busy_processes_and_stops_them(model_path, tmp_path, monkeypatch):
+    """--load-cores N: N busy loops run beside the soak (a loaded machine) and are gone afterwards."""
+    import subprocess
+    if jackd_path() is None:
+        pytest.skip("jackd is not installed (Debian package jackd2)")
+    from sidlive.measure import soak as soak_mod
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(*a, **kw):
+        p = real_popen(*a, **kw)
+        started.append(p)
+        return p
+    monkeypatch.setattr(soak_mod.subprocess, "Popen", popen)
+    fig = soak_mod.soak(3, model=model_path, probes=0, out_dir=tmp_path, launch=False, replay=False, load_cores=2,
+                        log=lambda s: None)
+    busy = [p for p in started if p.args[-1] == "while True: pass"]
+    assert fig["load_cores"] == 2 and len(busy) == 2 and all(p.poll() is not None for p in busy)
