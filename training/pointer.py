@@ -119,3 +119,18 @@ def mixture_logprob(log_pi: torch.Tensor, prev_o, tgt_o, vo, va, log_q_tgt: torc
     terms.append(torch.where(hit, log_pi[..., 1:-1], float("-inf")))
     terms.append(torch.where(same, neg, log_pi[..., -1] + log_q_tgt)[..., None])
     return torch.logsumexp(torch.cat([terms[0][..., None], terms[1], terms[2]], -1), -1)
+
+
+def hit_token(cand, reg: int, v: int, hits, misses, hit_emb: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
+    """One step of a frame written value by value (the samplers): count each valid source's hit
+    or miss at register `reg`, and add hit_emb[s] to the event token for each one that hit,
+    in source order (the engine's order of additions)."""
+    cv, ck = cand[0], cand[1]
+    for s in range(cv.shape[0]):
+        if ck[s, reg]:
+            if cv[s, reg] == v:
+                hits[s] += 1
+                tok = tok + hit_emb[s]
+            else:
+                misses[s] += 1
+    return tok

@@ -36,7 +36,7 @@ from engine.config import POINTER_FEATURES
 from engine.matches import NUM_BUCKETS, NUM_GROUPS
 from engine.matchstate import MatchState
 from training.model import SidModel, rope_tables
-from training.pointer import MAX_BUCKET, Cands, candidate_input
+from training.pointer import MAX_BUCKET, Cands, candidate_input, hit_token
 
 MASK64 = (1 << 64) - 1
 
@@ -134,6 +134,20 @@ def _log_sigmoid(x: float) -> float:
 
 
 @torch.no_grad()
+def readout_parts(model: SidModel, u: torch.Tensor, reg: int, prev: int) -> tuple:
+    """(hn, s, z, lse): the readout features, the copy logit s = <hn, ro_same[reg]> + copy_bonus[reg]
+    (float32 -> float), z = ro_out(hn) + ro_bias[reg] (float64, -inf at prev) and its
+    log-sum-exp (the sum sequential over the values ascending)."""
+    hn = model.readout_hidden(u)
+    s = float((hn * model.ro_same[reg]).sum() + model.copy_bonus[reg])
+    V = model.cfg.vocab
+    z = (model.ro_out(hn) + model.ro_bias[reg * V:(reg + 1) * V]).numpy().astype(np.float64)
+    z[prev] = -np.inf
+    m = z.max()
+    return hn, s, z, m + math.log(np.cumsum(np.exp(z - m))[-1])
+
+
+@torch.no_grad()
 def readout_one(model: SidModel, u: torch.Tensor, reg: int, prev: int) -> np.ndarray:
     """The step's 256 log-probs (float64) for register `reg` from u = state + query embedding (dl,).
 
@@ -141,13 +155,7 @@ def readout_one(model: SidModel, u: torch.Tensor, reg: int, prev: int) -> np.nda
     float64: lp[prev] = log sigmoid(s); lp[v] = log sigmoid(-s) + z[v] - m - log(sum_{w != prev}
     exp(z[w] - m)) with m = max_{w != prev} z[w], the sum sequential over w ascending.
     """
-    hn = model.readout_hidden(u)
-    s = float((hn * model.ro_same[reg]).sum() + model.copy_bonus[reg])
-    V = model.cfg.vocab
-    z = (model.ro_out(hn) + model.ro_bias[reg * V:(reg + 1) * V]).numpy().astype(np.float64)
-    z[prev] = -np.inf
-    m = z.max()
-    lse = m + math.log(np.cumsum(np.exp(z - m))[-1])
+    _, s, z, lse = readout_parts(model, u, reg, prev)
     lp = _log_sigmoid(-s) + (z - lse)
     lp[prev] = _log_sigmoid(s)
     return lp
@@ -169,13 +177,7 @@ def readout_pointer(model: SidModel, u: torch.Tensor, reg: int, prev: int, cand,
     tot = sum exp(g - m) in that order; lp = log pi_gen + z - lse, lp[prev] = log pi_prev,
     then lp[c_s] = logaddexp(lp[c_s], log pi_s) for s ascending."""
     cv, ck, cb = cand[:3]
-    hn = model.readout_hidden(u)
-    s = float((hn * model.ro_same[reg]).sum() + model.copy_bonus[reg])
-    V = model.cfg.vocab
-    z = (model.ro_out(hn) + model.ro_bias[reg * V:(reg + 1) * V]).numpy().astype(np.float64)
-    z[prev] = -np.inf
-    mz = z.max()
-    lse = mz + math.log(np.cumsum(np.exp(z - mz))[-1])
+    hn, s, z, lse = readout_parts(model, u, reg, prev)
     S = cv.shape[0]
     g = np.full(S + 2, -np.inf)
     g[0], g[S + 1] = s, 0.0
@@ -240,14 +242,7 @@ def local_frame(model: SidModel, h: torch.Tensor, prev: np.ndarray, choose, cand
         out[reg] = v
         tok = model.val_emb.weight[reg * V + v] + q_emb
         if cfg.pointer:
-            cv, ck = cand[0], cand[1]
-            for s in range(cv.shape[0]):
-                if ck[s, reg]:
-                    if cv[s, reg] == v:
-                        hits[s] += 1
-                        tok = tok + model.hit_emb[s]
-                    else:
-                        misses[s] += 1
+            tok = hit_token(cand, reg, v, hits, misses, model.hit_emb, tok)
         if cfg.local_events == "all" or v != p:
             state = push(tok)
     return out

@@ -20,7 +20,7 @@ from engine.matches import NUM_BUCKETS, NUM_GROUPS
 from engine.matchstate import MatchState
 from training.export import model_from_sidm
 from training.model import SidModel, rope_tables
-from training.pointer import Cands, candidate_input
+from training.pointer import Cands, candidate_input, hit_token
 from training.sample import _features
 
 
@@ -118,14 +118,7 @@ class TorchGenerator:
             out[reg] = v
             tok = m.val_emb.weight[reg * V + v] + qe
             if c.pointer:
-                cv, ck = self.cand[0], self.cand[1]
-                for k in range(cv.shape[0]):
-                    if ck[k, reg]:
-                        if cv[k, reg] == v:
-                            hits[k] += 1
-                            tok = tok + m.hit_emb[k]
-                        else:
-                            misses[k] += 1
+                tok = hit_token(self.cand, reg, v, hits, misses, m.hit_emb, tok)
             if c.local_events == "all" or v != p:
                 state = self._push(tok, n_tok)
                 n_tok += 1

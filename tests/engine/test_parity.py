@@ -14,7 +14,7 @@ from training.sample import GlobalCache, generate, global_step, local_frame  # n
 def reference_logits(model, frames, composer):
     """The reference's full log-prob vector for every step of frames[1:] (teacher forced)."""
     cfg = model.cfg
-    cache = GlobalCache(cfg.n_layers_global, cfg.context_frames)
+    cache = GlobalCache(cfg.n_layers_global, cfg.context_frames, cfg.pointer)
     out = np.zeros((len(frames) - 1, cfg.n_regs, cfg.vocab))
     for i in range(len(frames) - 1):
         h = global_step(model, frames[i], composer, cache)
@@ -23,7 +23,7 @@ def reference_logits(model, frames, composer):
             out[i, reg] = logits
             return int(frames[i + 1, reg])
 
-        local_frame(model, h, frames[i], choose)
+        local_frame(model, h, frames[i], choose, cache.cand)
     return out
 
 

@@ -16,7 +16,8 @@ from engine.config import ModelConfig  # noqa: E402
 from training.export import export_model, model_from_sidm  # noqa: E402
 from training.model import SidModel  # noqa: E402
 from training.pointer import Cands  # noqa: E402
-from training.sample import GlobalCache, generate, global_step, local_frame  # noqa: E402
+from tests.engine.test_parity import reference_logits  # noqa: E402
+from training.sample import generate  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,22 +33,6 @@ def ptr_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("ptr") / "ptr.sidm"
     export_model(m, path, {"source": "pointer test"}, log=None)
     return path, model_from_sidm(path)
-
-
-def reference_logits(model, frames, composer):
-    """The reference's full log-prob vectors for frames[1:] (teacher forced)."""
-    cfg = model.cfg
-    cache = GlobalCache(cfg.n_layers_global, cfg.context_frames, cfg.pointer)
-    out = np.zeros((len(frames) - 1, cfg.n_regs, cfg.vocab))
-    for i in range(len(frames) - 1):
-        h = global_step(model, frames[i], composer, cache)
-
-        def choose(k, reg, logits, i=i):
-            out[i, reg] = logits
-            return int(frames[i + 1, reg])
-
-        local_frame(model, h, frames[i], choose, cache.cand)
-    return out
 
 
 def test_engine_logits_match_the_reference_and_the_training_forward(ptr_model):
