@@ -211,12 +211,13 @@ def meta_problem(meta: dict) -> tuple[str, str] | None:
     return None
 
 
-def _depth(value) -> int:
-    """How deep JSON containers nest in value (0 for a scalar), counted without recursion."""
+def json_depth(value, limit: int = MAX_META_DEPTH) -> int:
+    """How deep JSON arrays and objects nest in value (0 for a scalar), counted without
+    recursion and only as far as limit + 1."""
     deepest, todo = 0, [(value, 0)]
     while todo:
         v, d = todo.pop()
-        if isinstance(v, (dict, list)) and deepest <= MAX_META_DEPTH:
+        if isinstance(v, (dict, list)) and deepest <= limit:
             deepest = max(deepest, d + 1)
             todo.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
     return deepest
@@ -233,7 +234,7 @@ def _known_meta(path: Path, meta) -> dict:
     if problem is not None:
         raise FramesFormatError(f"{path}: metadata field {problem[0]!r}: {problem[1]}")
     for key, value in meta.items():
-        if _depth(value) > MAX_META_DEPTH:
+        if json_depth(value) > MAX_META_DEPTH:
             raise FramesFormatError(f"{path}: metadata field {key!r}: nests more than {MAX_META_DEPTH} levels "
                                     f"of JSON arrays and objects")
     return dict(meta)
