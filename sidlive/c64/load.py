@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sidlive.c64.dump import dump_tune
+from sidlive.c64.dump import DumpError, dump_tune
 from sidlive.c64.goattracker import goattracker_frames
 from sidlive.frames import Frames, load
 
@@ -15,7 +15,8 @@ INPUT_EXTS = TUNE_EXTS + FRAMES_EXTS
 
 def load_tune(path: str | Path, seconds: float | None = None, subtune: int | None = None) -> Frames:
     """The frames of `path`, at most `seconds` of them (a .sid without `seconds`: its
-    Songlengths entry, else the dumper's default); `subtune` (1-based) for .sid and .sng."""
+    Songlengths entry, else the dumper's default); `subtune` (1-based) for .sid and .sng.
+    A .sid whose dump did not run to the end (status other than ok) raises DumpError."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in INPUT_EXTS:
@@ -25,7 +26,12 @@ def load_tune(path: str | Path, seconds: float | None = None, subtune: int | Non
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if ext == ".sid":
-        return dump_tune(path, subtune=subtune, seconds=seconds)
+        frames = dump_tune(path, subtune=subtune, seconds=seconds)
+        x = frames.extra
+        if x["status"] != "ok":   # the frames stop where the tune stopped keeping time
+            raise DumpError(f"{path}: subtune {x['subtune']}: {x['status']}: {x['message']}; "
+                            f"`sidlive dump` keeps the {len(frames)} frames made before it")
+        return frames
     if ext == ".sng":
         return goattracker_frames(path, seconds, subtune=(subtune or 1) - 1)
     if subtune is not None:
