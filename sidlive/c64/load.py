@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sidlive.c64.dump import DumpError, dump_tune
 from sidlive.c64.goattracker import goattracker_frames
-from sidlive.frames import Frames, load
+from sidlive.frames import TXT_END, Frames, FramesFormatError, load
 
 TUNE_EXTS = (".sid", ".sng")
 FRAMES_EXTS = (".regs", ".txt")
@@ -16,7 +16,8 @@ INPUT_EXTS = TUNE_EXTS + FRAMES_EXTS
 def load_tune(path: str | Path, seconds: float | None = None, subtune: int | None = None) -> Frames:
     """The frames of `path`, at most `seconds` of them (a .sid without `seconds`: its
     Songlengths entry, else the dumper's default); `subtune` (1-based) for .sid and .sng.
-    A .sid whose dump did not run to the end (status other than ok) raises DumpError."""
+    A .sid whose dump did not run to the end (status other than ok) raises DumpError, a
+    frames file without frames FramesFormatError."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in INPUT_EXTS:
@@ -37,4 +38,6 @@ def load_tune(path: str | Path, seconds: float | None = None, subtune: int | Non
     if subtune is not None:
         raise ValueError(f"{path}: --subtune applies to .sid and .sng input only")
     frames = load(path)
+    if len(frames) == 0:   # every reader of load_tune needs music: rendering or scoring nothing is no answer
+        raise FramesFormatError(f"{path}: no frames (an empty file, or {TXT_END} before the first frame)")
     return frames if seconds is None else frames.slice(0, max(1, int(round(seconds * frames.frame_rate_hz))))
