@@ -7,6 +7,7 @@ trainer's settings and the config-file resolution live in training/config.py.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from engine.candidates import NUM_SOURCES
 from engine.matches import NUM_BUCKETS, NUM_GROUPS
@@ -15,6 +16,26 @@ from sidlive.frames import NUM_REGS, WRITE_ORDER
 ANY_COMPOSER = "any"
 POINTER_FEATURES = 5   # per source and step: valid, says "no change", bucket / 6, log1p(hits), log1p(misses)
 LOCAL_EVENT_MODES = ("changed", "all")
+MAX_SIZE = 1 << 16
+SIZE_FIELDS = ("n_regs", "vocab", "context_frames", "d_global", "n_layers_global", "n_heads_global",
+               "mlp_mult_global", "d_local", "n_layers_local", "n_heads_local", "mlp_mult_local", "d_readout")
+# name, the allowed range as a test and in words
+FLOAT_FIELDS = (("rope_theta", lambda v: v > 1, " > 1"), ("norm_eps", lambda v: 0 < v <= 1, " in (0, 1]"),
+                ("copy_bonus_init", lambda v: True, ""), ("init_std", lambda v: v >= 0, " >= 0"))
+
+
+def shown(value, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters (error messages stay one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class ConfigError(ValueError):
+    """A ModelConfig field is wrong: `field` names it (None: the config as a whole), `problem` says how."""
+
+    def __init__(self, field: str | None, problem: str):
+        super().__init__(f"{field} {problem}" if field else f"config {problem}")
+        self.field, self.problem = field, problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,21 +65,38 @@ class ModelConfig:
                                                 # and as gated point masses in the readout (docs/sidm-format.md)
 
     def __post_init__(self) -> None:
-        if tuple(sorted(self.write_order)) != tuple(range(self.n_regs)):
-            raise ValueError(f"write_order must be a permutation of 0..{self.n_regs - 1}, got {self.write_order}")
-        if not self.composers or self.composers[0] != ANY_COMPOSER:
-            raise ValueError(f"composers[0] must be {ANY_COMPOSER!r}, got {self.composers[:1]}")
-        if len(set(self.composers)) != len(self.composers):
-            raise ValueError("composers must be unique")
-        if self.local_events not in LOCAL_EVENT_MODES:
-            raise ValueError(f"local_events must be one of {LOCAL_EVENT_MODES}, got {self.local_events!r}")
+        for name in SIZE_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIZE:
+                raise ConfigError(name, f"is {shown(v)}, expected a whole number in 1..{MAX_SIZE}")
+        for name, ok, text in FLOAT_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+                raise ConfigError(name, f"is {shown(v)}, expected a finite number{text}")
+        if not isinstance(self.pointer, bool):
+            raise ConfigError("pointer", f"is {shown(self.pointer)}, expected true or false")
+        if self.vocab != 256:
+            raise ConfigError("vocab", f"is {self.vocab}, expected 256 (register bytes)")
+        order = self.write_order
+        if not isinstance(order, tuple) or any(isinstance(r, bool) or not isinstance(r, int) for r in order) \
+                or tuple(sorted(order)) != tuple(range(self.n_regs)):
+            raise ConfigError("write_order", f"is {shown(order)}, expected a permutation of 0..{self.n_regs - 1}")
+        comps = self.composers
+        if not isinstance(comps, tuple) or not comps:
+            raise ConfigError("composers", f"is {shown(comps)}, expected a list of names, 'any' first")
+        for i, c in enumerate(comps):
+            if not isinstance(c, str) or not c.strip():
+                raise ConfigError(f"composers[{i}]", f"is {shown(c)}, expected a non-empty string")
+        if comps[0] != ANY_COMPOSER:
+            raise ConfigError("composers", f"starts with {shown(comps[0])}; composers[0] must be {ANY_COMPOSER!r}")
+        if len(set(comps)) != len(comps):
+            raise ConfigError("composers", "holds a name twice; composers must be unique")
+        if not isinstance(self.local_events, str) or self.local_events not in LOCAL_EVENT_MODES:
+            raise ConfigError("local_events", f"is {shown(self.local_events)}, expected one of {LOCAL_EVENT_MODES}")
         for d, h, name in ((self.d_global, self.n_heads_global, "global"), (self.d_local, self.n_heads_local, "local")):
             if d % h or (d // h) % 2:
-                raise ValueError(f"d_{name}={d} must split into n_heads_{name}={h} heads of even size")
-        if self.vocab != 256:
-            raise ValueError(f"vocab must be 256 (register bytes), got {self.vocab}")
-        if self.context_frames < 1:
-            raise ValueError(f"context_frames must be >= 1, got {self.context_frames}")
+                raise ConfigError(f"n_heads_{name}", f"is {h}: d_{name}={d} must split into n_heads_{name}={h} "
+                                                     f"heads of even size")
 
     def to_dict(self) -> dict:
         """The config as a JSON-ready dict (tuples as lists)."""
@@ -69,14 +107,18 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """Rebuild a config from to_dict's output; ValueError on unknown keys."""
+        """Rebuild a config from to_dict's output; ConfigError naming the field otherwise."""
+        if not isinstance(d, dict):
+            raise ConfigError(None, f"is a {type(d).__name__}, expected a JSON object")
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - allowed
         if unknown:
-            raise ValueError(f"unknown ModelConfig keys {sorted(unknown)}; allowed {sorted(allowed)}")
+            raise ConfigError(None, f"has unknown ModelConfig keys {shown(sorted(unknown))}; allowed {sorted(allowed)}")
         d = dict(d)
         for k in ("write_order", "composers"):
             if k in d:
+                if not isinstance(d[k], (list, tuple)):
+                    raise ConfigError(k, f"is {shown(d[k])}, expected a list")
                 d[k] = tuple(d[k])
         return cls(**d)
 

@@ -1,8 +1,9 @@
 """The .sidm model file: writer and reader, numpy only (no torch), so the engine can import it.
 
 Layout (little-endian; see docs/sidm-format.md):
-  header   "<4sHHQII": magic b"SIDM", u16 version, u16 flags (0), u64 file_size,
-           u32 json_len, u32 n_tensors                                   (24 bytes)
+  header   "<4sHHQII32s": magic b"SIDM", u16 version (2), u16 flags (0), u64 file_size,
+           u32 json_len, u32 n_tensors, 32-byte SHA-256 digest of every other byte of the
+           file (bytes 0-23 and 56 to the end)                               (56 bytes)
   json     json_len bytes of UTF-8 JSON {"format", "config", "meta"}; zero-padded to 16
   tensors  n_tensors records, each:
              "<HBB" u16 name_len, u8 dtype, u8 ndim; name (UTF-8); ndim x u32 dims;
@@ -11,25 +12,33 @@ Layout (little-endian; see docs/sidm-format.md):
              rows float32 scales, pad to 16, rows*cols int8;  then pad to 16.
   rows = dims[0], cols = product of the other dims (1 for a vector).
 Dequantized weight: w[i, j] = scales[i] * q[i, j]. An all-zero row has scale 1.
+Version 1 (still read): the same without the digest, a 24-byte header.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from engine.config import ModelConfig, param_shapes
+from engine.config import ConfigError, ModelConfig, param_shapes
+from sidlive.frames import json_depth
 
 MAGIC = b"SIDM"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)                         # versions this build reads
 ALIGN = 16
-HEADER = struct.Struct("<4sHHQII")  # magic, version, flags, file_size, json_len, n_tensors
+HEADER_V1 = struct.Struct("<4sHHQII")  # magic, version, flags, file_size, json_len, n_tensors
+HEADER = struct.Struct("<4sHHQII32s")  # the same, then the SHA-256 digest
+DIGEST_OFFSET = HEADER_V1.size         # 24
 RECORD = struct.Struct("<HBB")      # name_len, dtype, ndim
 DT_F32, DT_I8_ROWS = 0, 1
 DTYPE_NAMES = {DT_F32: "float32", DT_I8_ROWS: "int8-row"}
+MAX_META_DEPTH = 8                     # JSON nesting in meta (the baseline and mixture tables nest 3)
 
 
 class SidmFormatError(ValueError):
@@ -113,12 +122,27 @@ def write_sidm(path: str | Path, config: dict, arrays: dict[str, np.ndarray], qu
         body += b"\0" * _pad(HEADER.size + len(body))
         report.append({"name": name, "shape": tuple(arr.shape), "dtype": DTYPE_NAMES[dt], "max_abs_err": err})
     total = HEADER.size + len(body)
-    header = HEADER.pack(MAGIC, VERSION, 0, total, len(head), len(arrays))
+    fixed = HEADER_V1.pack(MAGIC, VERSION, 0, total, len(head), len(arrays))
+    header = fixed + digest(fixed, bytes(body))
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(header + bytes(body))
     tmp.replace(path)
     return report
+
+
+def digest(fixed: bytes, body: bytes) -> bytes:
+    """The version-2 digest: SHA-256 of the header's first 24 bytes, then everything after the header."""
+    return hashlib.sha256(fixed + body).digest()
+
+
+def config_of(path: str | Path, config) -> ModelConfig:
+    """The ModelConfig of a .sidm's JSON config; SidmFormatError naming the file and the field."""
+    try:
+        return ModelConfig.from_dict(config)
+    except ConfigError as e:
+        field = f"config.{e.field}" if e.field else "config"
+        raise SidmFormatError(f"{path}: field '{field}' in the JSON header {e.problem}") from None
 
 
 def load_sidm(path: str | Path, expected_shapes: dict[str, tuple] | None = None) -> SidmFile:
@@ -128,26 +152,42 @@ def load_sidm(path: str | Path, expected_shapes: dict[str, tuple] | None = None)
         blob = path.read_bytes()
     except OSError as e:
         raise SidmFormatError(f"{path}: cannot read ({e.strerror})") from None
-    if len(blob) < HEADER.size:
-        raise SidmFormatError(f"{path}: size {len(blob)} bytes is shorter than the {HEADER.size}-byte header")
-    magic, version, flags, file_size, json_len, n_tensors = HEADER.unpack_from(blob, 0)
+    if len(blob) < HEADER_V1.size:
+        raise SidmFormatError(f"{path}: size {len(blob)} bytes is shorter than the {HEADER_V1.size}-byte header")
+    magic, version, flags, file_size, json_len, n_tensors = HEADER_V1.unpack_from(blob, 0)
     if magic != MAGIC:
         raise SidmFormatError(f"{path}: field 'magic' at offset 0 is {magic!r}, expected {MAGIC!r} (not a .sidm file)")
-    if version != VERSION:
-        raise SidmFormatError(f"{path}: field 'version' at offset 4 is {version}, this build reads version {VERSION}")
+    if version not in READS:
+        raise SidmFormatError(f"{path}: field 'version' at offset 4 is {version}, this build reads 1 and 2")
+    off = HEADER.size if version >= 2 else HEADER_V1.size
+    if len(blob) < off:
+        raise SidmFormatError(f"{path}: size {len(blob)} bytes is shorter than the {off}-byte version-{version} header")
     if flags != 0:
         raise SidmFormatError(f"{path}: field 'flags' at offset 6 is {flags}, expected 0")
     if file_size != len(blob):
         raise SidmFormatError(f"{path}: field 'file_size' at offset 8 says {file_size} bytes, "
                               f"the file has {len(blob)} (truncated or extended)")
-    off = HEADER.size
+    if version >= 2:
+        want, got = blob[DIGEST_OFFSET:off], digest(blob[:DIGEST_OFFSET], blob[off:])
+        if got != want:
+            raise SidmFormatError(f"{path}: field 'digest' at offset {DIGEST_OFFSET} is {want.hex()[:16]}..., "
+                                  f"the file's SHA-256 is {got.hex()[:16]}... (changed or damaged since export)")
     if off + json_len > len(blob):
         raise SidmFormatError(f"{path}: field 'json_len' at offset 16 is {json_len}, past the end of the file")
     try:
         head = json.loads(blob[off:off + json_len].decode("utf-8"))
-        config, meta = head["config"], head.get("meta", {})
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise SidmFormatError(f"{path}: JSON header at offset {off}: not a JSON object with 'config' ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SidmFormatError(f"{path}: JSON header at offset {off}: not UTF-8 JSON ({e})") from None
+    except RecursionError:
+        raise SidmFormatError(f"{path}: JSON header at offset {off}: arrays and objects nest too deeply") from None
+    if not isinstance(head, dict) or not isinstance(head.get("config"), dict):
+        raise SidmFormatError(f"{path}: JSON header at offset {off}: not a JSON object with a 'config' object")
+    config, meta = head["config"], head.get("meta", {})
+    if not isinstance(meta, dict):
+        raise SidmFormatError(f"{path}: field 'meta' in the JSON header is a JSON {type(meta).__name__}, "
+                              f"expected a JSON object")
+    if json_depth(meta, MAX_META_DEPTH) > MAX_META_DEPTH:
+        raise SidmFormatError(f"{path}: field 'meta' in the JSON header nests more than {MAX_META_DEPTH} levels")
     off += json_len + _pad(off + json_len)
     tensors: dict[str, SidmTensor] = {}
     for i in range(n_tensors):
@@ -156,10 +196,7 @@ def load_sidm(path: str | Path, expected_shapes: dict[str, tuple] | None = None)
     if off != len(blob):
         raise SidmFormatError(f"{path}: {len(blob) - off} unexpected bytes after tensor {n_tensors - 1} at offset {off}")
     if expected_shapes is None:
-        try:
-            expected_shapes = param_shapes(ModelConfig.from_dict(config))
-        except (TypeError, ValueError) as e:
-            raise SidmFormatError(f"{path}: field 'config' in the JSON header: {e}") from None
+        expected_shapes = param_shapes(config_of(path, config))
     _check_shapes(path, tensors, expected_shapes)
     return SidmFile(str(path), config, meta, tensors)
 
@@ -183,7 +220,7 @@ def _read_record(path: Path, blob: bytes, off: int, i: int) -> tuple[int, str, S
     off += 4 * ndim
     off += _pad(off)
     rows = shape[0]
-    cols = int(np.prod(shape[1:])) if ndim > 1 else 1
+    cols = math.prod(shape[1:])
     if dt == DT_I8_ROWS:
         need(4 * rows, f"scales of {name!r}")
         scales = np.frombuffer(blob, "<f4", rows, off).astype(np.float32)

@@ -1,8 +1,9 @@
 """A .sidm file laid out for the Numba kernels: flat int8 / float32 blobs plus a layout table.
 
-`load_model(path)` reads the file with engine/sidm.py (numpy only, no PyTorch), runs the
-engine's own checks on top of that reader's (every 2-D tensor int8 with one positive finite
-scale per row, every 1-D tensor float32 and finite, a config the engine can run), and packs:
+`load_model(path)` reads the file with `read_model` (engine/sidm.py's reader, numpy only, no
+PyTorch, plus the engine's own checks: every 2-D tensor int8 with one positive finite scale
+per row, every 1-D tensor float32, every weight finite and within MAX_ABS_WEIGHT, a config
+the engine can run; PyTorch reads .sidm files through it too) and packs:
   W8   int8 (total,)      every int8 matrix, row-major, one after the other
   WF   float32 (total,)   every int8 matrix's per-row scales and every float32 vector
   lay  int64 (E, 4)       per tensor: [offset of data, rows, cols, offset of scales or -1]
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ModelConfig, param_shapes
-from engine.sidm import DT_F32, DT_I8_ROWS, SidmFormatError, load_sidm
+from engine.sidm import DT_F32, DT_I8_ROWS, SidmFile, SidmFormatError, config_of, load_sidm
 from sidlive.frames import NUM_REGS
 
 # tensor slots
@@ -45,6 +46,10 @@ POINTER_NAMES = ("cand_scale", "len_emb", "cand_feat", "hit_emb", "gate_w", "gat
  D_MAXTOK, D_PTR) = range(17)
 N_DIMS = 17   # D_PTR: the first pointer slot, 0 for a model without the pointer design
 F_EPS, F_THETA = 0, 1
+# Largest |weight| a model may hold (trained models stay below 10): far from float32 overflow
+# in any product the kernels form, so a model file cannot make the engine compute inf or NaN.
+MAX_ABS_WEIGHT = 1000.0
+MAX_SCALE = MAX_ABS_WEIGHT / 127   # int8 rows: |q| <= 127
 
 
 @dataclasses.dataclass
@@ -92,32 +97,46 @@ def slot(name: str, cfg: ModelConfig) -> int:
     return base + int(BLOCK_SLOTS) * i + BLOCK_NAMES.index(leaf)
 
 
-def _config(path: Path, config: dict) -> ModelConfig:
-    try:
-        cfg = ModelConfig.from_dict(config)
-    except (TypeError, ValueError) as e:
-        raise SidmFormatError(f"{path}: field 'config' in the JSON header: {e}") from None
-    if cfg.n_regs != NUM_REGS:
-        raise SidmFormatError(f"{path}: field 'config.n_regs' is {cfg.n_regs}, the engine needs {NUM_REGS}")
-    for key in ("context_frames", "d_global", "n_layers_global", "d_local", "n_layers_local", "d_readout",
-                "mlp_mult_global", "mlp_mult_local"):
-        v = getattr(cfg, key)
-        if not 1 <= v <= 1 << 16:
-            raise SidmFormatError(f"{path}: field 'config.{key}' is {v}, the engine allows 1..65536")
-    if not (cfg.norm_eps > 0 and np.isfinite(cfg.norm_eps)):
-        raise SidmFormatError(f"{path}: field 'config.norm_eps' is {cfg.norm_eps}, expected a finite value > 0")
-    if not (cfg.rope_theta > 1 and np.isfinite(cfg.rope_theta)):
-        raise SidmFormatError(f"{path}: field 'config.rope_theta' is {cfg.rope_theta}, expected a finite value > 1")
-    return cfg
-
-
-def load_model(path: str | Path) -> EngineModel:
-    """Read and check a .sidm file; SidmFormatError (a ValueError) names the file and the field."""
+def read_model(path: str | Path) -> tuple[SidmFile, ModelConfig]:
+    """A .sidm file read with every check the engine makes (the one reader of model files,
+    PyTorch's too): the file's format (engine.sidm), a config the engine can run, 2-D
+    tensors int8 with one scale per row in (0, MAX_ABS_WEIGHT / 127], 1-D tensors float32
+    with finite values of at most MAX_ABS_WEIGHT. SidmFormatError names the file and the field."""
     path = Path(path)
     if not path.is_file():
         raise SidmFormatError(f"{path}: no such model file")
-    f = load_sidm(path)  # header, sizes, tensor records and shapes vs the config
-    cfg = _config(path, f.config)
+    f = load_sidm(path)  # header, digest, sizes, tensor records and shapes vs the config
+    cfg = config_of(path, f.config)
+    if cfg.n_regs != NUM_REGS:
+        raise SidmFormatError(f"{path}: field 'config.n_regs' is {cfg.n_regs}, the engine needs {NUM_REGS}")
+    for name, shape in param_shapes(cfg).items():
+        t = f.tensors[name]
+        if len(shape) == 2:
+            if t.dtype != DT_I8_ROWS:
+                raise SidmFormatError(f"{path}: tensor {name!r}: field 'dtype' is float32, the engine needs "
+                                      f"int8-row for 2-D tensors (export with training.export)")
+            sc = t.scales
+            bad = np.nonzero(~(np.isfinite(sc) & (sc > 0) & (sc <= MAX_SCALE)))[0]
+            if len(bad):
+                raise SidmFormatError(f"{path}: tensor {name!r}: scale of row {bad[0]} is {sc[bad[0]]}, expected a "
+                                      f"finite value in (0, {MAX_SCALE:.4g}] (weights within +-{MAX_ABS_WEIGHT:g})")
+        else:
+            if t.dtype != DT_F32:
+                raise SidmFormatError(f"{path}: tensor {name!r}: field 'dtype' is int8-row, the engine needs "
+                                      f"float32 for 1-D tensors")
+            data = t.data.reshape(-1)
+            bad = np.nonzero(~(np.abs(data) <= MAX_ABS_WEIGHT))[0]   # NaN fails the comparison too
+            if len(bad):
+                raise SidmFormatError(f"{path}: tensor {name!r}: element {bad[0]} is {data[bad[0]]}, expected a "
+                                      f"finite value within +-{MAX_ABS_WEIGHT:g}")
+    return f, cfg
+
+
+def load_model(path: str | Path) -> EngineModel:
+    """Read and check a .sidm file (read_model) and pack it for the kernels; SidmFormatError
+    (a ValueError) names the file and the field."""
+    path = Path(path)
+    f, cfg = read_model(path)
     shapes = param_shapes(cfg)
     n_e = E_BLOCKS + BLOCK_SLOTS * (cfg.n_layers_global + cfg.n_layers_local) + (len(POINTER_NAMES) if cfg.pointer else 0)
     lay = np.full((n_e, 4), -1, np.int64)
@@ -130,28 +149,14 @@ def load_model(path: str | Path) -> EngineModel:
         t = f.tensors[name]
         e = slot(name, cfg)
         if len(shape) == 2:
-            if t.dtype != DT_I8_ROWS:
-                raise SidmFormatError(f"{path}: tensor {name!r}: field 'dtype' is float32, the engine needs "
-                                      f"int8-row for 2-D tensors (export with training.export)")
-            sc = t.scales
-            bad = np.nonzero(~(np.isfinite(sc) & (sc > 0)))[0]
-            if len(bad):
-                raise SidmFormatError(f"{path}: tensor {name!r}: scale of row {bad[0]} is {sc[bad[0]]}, "
-                                      f"expected a finite value > 0")
             rows, cols = shape
             W8[o8:o8 + rows * cols] = t.data.reshape(-1)
-            WF[of:of + rows] = sc
+            WF[of:of + rows] = t.scales
             lay[e] = (o8, rows, cols, of)
             o8 += rows * cols
             of += rows
         else:
-            if t.dtype != DT_F32:
-                raise SidmFormatError(f"{path}: tensor {name!r}: field 'dtype' is int8-row, the engine needs "
-                                      f"float32 for 1-D tensors")
             data = t.data.reshape(-1)
-            if not np.isfinite(data).all():
-                i = int(np.nonzero(~np.isfinite(data))[0][0])
-                raise SidmFormatError(f"{path}: tensor {name!r}: element {i} is {data[i]}, expected a finite value")
             WF[of:of + len(data)] = data
             lay[e] = (of, len(data), 1, -1)
             of += len(data)

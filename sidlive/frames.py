@@ -117,12 +117,10 @@ class Frames:
                 raise ValueError("regs values must be in 0..255")
             regs = regs.astype(np.uint8)
         self.regs = canonicalize(regs)
-        if self.clock not in CLOCKS:
-            raise ValueError(f"clock must be one of {CLOCKS}, got {self.clock!r}")
-        if self.chip not in CHIPS:
-            raise ValueError(f"chip must be one of {CHIPS}, got {self.chip!r}")
-        if not (1.0 <= float(self.frame_rate_hz) <= 1000.0):
-            raise ValueError(f"frame_rate_hz must be in 1..1000, got {self.frame_rate_hz}")
+        problem = meta_problem(self.meta())
+        if problem is not None:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        self.frame_rate_hz = float(self.frame_rate_hz)
 
     def __len__(self) -> int:
         return int(self.regs.shape[0])
@@ -183,27 +181,69 @@ def load_regs(path: str | Path) -> Frames:
         meta = json.loads(blob[off:off + meta_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FramesFormatError(f"{path}: offset {off}: metadata is not UTF-8 JSON ({e})") from None
+    except RecursionError:
+        raise FramesFormatError(f"{path}: offset {off}: metadata nests JSON arrays and objects too deeply "
+                                f"(allowed {MAX_META_DEPTH} levels)") from None
     regs = np.frombuffer(blob, dtype=np.uint8, count=n * NUM_REGS, offset=off + meta_len)
-    regs = regs.reshape(n, NUM_REGS).copy()
-    try:
-        return Frames(regs=regs, **_known_meta(meta))
-    except (TypeError, ValueError) as e:
-        raise FramesFormatError(f"{path}: metadata: {e}") from None
+    return Frames(regs=regs.reshape(n, NUM_REGS).copy(), **_known_meta(path, meta))
 
 
-def _known_meta(meta: dict) -> dict:
+META_FIELDS = ("clock", "chip", "frame_rate_hz", "title", "author", "source", "extra")
+MAX_META_DEPTH = 32   # JSON nesting allowed in a metadata field (extra holds small records)
+
+
+def meta_problem(meta: dict) -> tuple[str, str] | None:
+    """(field, what is wrong) for the first metadata field in `meta` with the wrong type or
+    range, or None when every field present is right (missing fields take their defaults)."""
+    if "frame_rate_hz" in meta:
+        rate = meta["frame_rate_hz"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+                or not 1.0 <= float(rate) <= 1000.0:
+            return "frame_rate_hz", f"{rate!r} is not a number in 1..1000"
+    for name, allowed in (("clock", CLOCKS), ("chip", CHIPS)):
+        if name in meta and (not isinstance(meta[name], str) or meta[name] not in allowed):
+            return name, f"{meta[name]!r} is not one of {', '.join(allowed)}"
+    for name in ("title", "author", "source"):
+        if name in meta and not isinstance(meta[name], str):
+            return name, f"{meta[name]!r} is not a string"
+    if "extra" in meta and not isinstance(meta["extra"], dict):
+        return "extra", f"{meta['extra']!r} is not a JSON object"
+    return None
+
+
+def json_depth(value, limit: int = MAX_META_DEPTH) -> int:
+    """How deep JSON arrays and objects nest in value (0 for a scalar), counted without
+    recursion and only as far as limit + 1."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (dict, list)) and deepest <= limit:
+            deepest = max(deepest, d + 1)
+            todo.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _known_meta(path: Path, meta) -> dict:
+    """The metadata as Frames keywords; FramesFormatError naming the file and the field otherwise."""
     if not isinstance(meta, dict):
-        raise ValueError("metadata must be a JSON object")
-    fields = {"clock", "chip", "frame_rate_hz", "title", "author", "source", "extra"}
-    unknown = set(meta) - fields
+        raise FramesFormatError(f"{path}: metadata is a JSON {type(meta).__name__}, expected a JSON object")
+    unknown = set(meta) - set(META_FIELDS)
     if unknown:
-        raise ValueError(f"unknown metadata keys {sorted(unknown)}; allowed {sorted(fields)}")
+        raise FramesFormatError(f"{path}: metadata: unknown keys {sorted(unknown)}; allowed {list(META_FIELDS)}")
+    problem = meta_problem(meta)
+    if problem is not None:
+        raise FramesFormatError(f"{path}: metadata field {problem[0]!r}: {problem[1]}")
+    for key, value in meta.items():
+        if json_depth(value) > MAX_META_DEPTH:
+            raise FramesFormatError(f"{path}: metadata field {key!r}: nests more than {MAX_META_DEPTH} levels "
+                                    f"of JSON arrays and objects")
     return dict(meta)
 
 
 # ---------------------------------------------------------------------------- .txt
 
 TXT_END = "<end>"
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def save_txt(frames: Frames, path: str | Path) -> None:
@@ -230,12 +270,11 @@ def load_txt(path: str | Path) -> Frames:
         if len(s) != 2 * NUM_REGS:
             raise FramesFormatError(
                 f"{path}: line {lineno}: {len(s)} characters, expected {2 * NUM_REGS} hex characters or {TXT_END}")
-        try:
-            rows.append(bytes.fromhex(s))
-        except ValueError:
-            bad = next(i for i, c in enumerate(s) if c not in "0123456789abcdefABCDEF")
-            raise FramesFormatError(
-                f"{path}: line {lineno}, column {bad + 1}: {s[bad]!r} is not a hex digit") from None
+        bad = next((i for i, c in enumerate(s) if c not in _HEX_DIGITS), None)
+        if bad is not None:
+            col = len(line) - len(line.lstrip()) + bad + 1
+            raise FramesFormatError(f"{path}: line {lineno}, column {col}: {s[bad]!r} is not a hex digit")
+        rows.append(bytes.fromhex(s))
     regs = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, NUM_REGS)
     return Frames(regs=regs.copy(), source=str(path))
 

@@ -24,6 +24,8 @@ def parse_toml(text: str, source: str, error_cls: type[Exception] = ValueError) 
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise error_cls(f"{source}: {e}") from None
+    except RecursionError:   # tomllib parses nested arrays and inline tables recursively
+        raise error_cls(f"{source}: nested too deeply (arrays or inline tables inside one another)") from None
     return doc, Locator(text, source, error_cls)
 
 

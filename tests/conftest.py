@@ -2,8 +2,11 @@
 absent) and tiny models exported by the training pipeline (real engine, real files)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sidlive.frames import canonicalize
 from sidlive.paths import hvsc_root, shared_dir
@@ -23,6 +26,18 @@ def hvsc():
     if d is None:
         pytest.skip("../shared/hvsc/C64Music is absent: real-tune tests need the HVSC subset")
     return d
+
+
+# The property tests' budget: `examples` each in CI (about a minute for all of them together);
+# SIDLIVE_FUZZ_SCALE=20 runs twenty times as many (the long campaign is sidlive.measure.fuzz).
+FUZZ_SCALE = float(os.environ.get("SIDLIVE_FUZZ_SCALE", "1"))
+
+
+def fuzz_settings(examples: int) -> settings:
+    """Hypothesis settings for a property test: `examples` examples (times SIDLIVE_FUZZ_SCALE),
+    no deadline (the machine may be busy), no example database written into the checkout."""
+    return settings(max_examples=max(1, int(examples * FUZZ_SCALE)), deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 TINY = dict(context_frames=16, d_global=32, n_layers_global=2, n_heads_global=2, mlp_mult_global=2,

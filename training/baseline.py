@@ -30,6 +30,10 @@ class ChangeModel:
         if self.change_p.shape != (NUM_REGS,) or self.hist.shape != (NUM_REGS, 256):
             raise ValueError(f"change model shapes {self.change_p.shape}, {self.hist.shape}; "
                              f"expected ({NUM_REGS},), ({NUM_REGS}, 256)")
+        if not ((self.change_p > 0) & (self.change_p < 1)).all():
+            raise ValueError("change_p: every change probability must be in (0, 1)")
+        if not ((self.hist > 0) & (self.hist < 1)).all() or not np.allclose(self.hist.sum(1), 1.0, atol=1e-6):
+            raise ValueError("hist: every value must be in (0, 1) and every row must sum to 1")
 
     @classmethod
     def fit(cls, sequences) -> "ChangeModel":
@@ -86,8 +90,14 @@ class ChangeModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChangeModel":
-        """Rebuild a model from to_dict's output."""
-        return cls(np.array(d["change_p"]), np.array(d["hist"]))
+        """Rebuild a model from to_dict's output; ValueError saying what is missing or wrong."""
+        if not isinstance(d, dict) or not {"change_p", "hist"} <= set(d):
+            raise ValueError(f"expected an object with change_p ({NUM_REGS}) and hist ({NUM_REGS} x 256)")
+        try:
+            change_p, hist = np.array(d["change_p"], np.float64), np.array(d["hist"], np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("change_p and hist must be arrays of numbers") from None
+        return cls(change_p, hist)
 
     def mean_changes_per_frame(self) -> float:
         """Expected number of registers that change per frame."""

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from engine.config import ModelConfig
-from engine.sidm import load_sidm, write_sidm
+from engine.sidm import SidmFile, write_sidm
+from engine.weights import read_model
 from sidlive.frames import canonicalize
 from training.model import SidModel, load_checkpoint
 from training.sample import generate, incremental_logprobs
@@ -53,9 +54,14 @@ def export_model(model, out_path: str | Path, meta: dict | None = None, log=prin
 
 
 def model_from_sidm(path: str | Path):
-    """A PyTorch SidModel holding the dequantized weights of a .sidm file."""
-    f = load_sidm(path)
-    model = SidModel(ModelConfig.from_dict(f.config))
+    """A PyTorch SidModel holding the dequantized weights of a .sidm file, read with the
+    engine's checks (engine.weights.read_model): both runtimes accept the same files."""
+    return model_from_file(*read_model(path))
+
+
+def model_from_file(f: SidmFile, cfg: ModelConfig):
+    """A PyTorch SidModel (eval mode) holding the dequantized weights of a checked .sidm (read_model's result)."""
+    model = SidModel(cfg)
     model.load_export_state(f.dequantized())
     model.eval()
     return model

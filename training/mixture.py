@@ -116,10 +116,16 @@ class MixtureWeights:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MixtureWeights":
-        """Inverse of to_dict (the source order must match)."""
-        if list(d.get("sources", MIX_SOURCES)) != list(MIX_SOURCES):
-            raise ValueError(f"mixture sources {d.get('sources')} differ from this build's {list(MIX_SOURCES)}")
-        return cls(np.array(d["log_model"]), np.array(d["log_source"]))
+        """Inverse of to_dict (the source order must match); ValueError saying what is missing or wrong."""
+        if not isinstance(d, dict) or not {"log_model", "log_source"} <= set(d):
+            raise ValueError("expected an object with log_model and log_source")
+        sources = d.get("sources", MIX_SOURCES)
+        if not isinstance(sources, (list, tuple)) or list(sources) != list(MIX_SOURCES):
+            raise ValueError(f"mixture sources {str(sources)[:200]} differ from this build's {list(MIX_SOURCES)}")
+        try:
+            return cls(np.array(d["log_model"], np.float64), np.array(d["log_source"], np.float64))
+        except TypeError:
+            raise ValueError("log_model and log_source must be arrays of numbers") from None
 
 
 @njit(cache=True, nogil=True)

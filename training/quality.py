@@ -34,7 +34,7 @@ import torch
 
 from engine.config import ModelConfig
 from engine.generator import Generator
-from engine.sidm import load_sidm
+from engine.weights import read_model
 from sidlive.control.params import SAMPLING_DEFAULTS
 from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
 from training import sample
@@ -190,8 +190,8 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
         return _engine_generator(path, top_k, top_p, repetition)
     train_config = None
     if path.suffix == ".sidm":
-        f = load_sidm(path)
-        model = SidModel(ModelConfig.from_dict(f.config))
+        f, cfg = read_model(path)
+        model = SidModel(cfg)
         model.load_export_state(f.dequantized())
     else:
         try:

@@ -31,7 +31,7 @@ from engine.matches import G_FRAME, G_VNOTES1, NUM_BUCKETS
 from sidlive.frames import NUM_REGS, REG_NAMES, FramesFormatError
 from training.baseline import ChangeModel
 from training.mixture import MixtureScorer, MixtureWeights, fit_on_data
-from training.scorers import load_frames, load_scorer
+from training.scorers import load_frames, load_scorer, stored
 
 KINDS = ("frame_match", "other", "no_voice_match")
 LONGEST = NUM_BUCKETS - 1        # bucket of a 32-frame match
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.fit_mixture:
             weights = fit_on_data(mixed, args.fit_mixture, n_tunes=args.fit_tunes, log=lambda m: print(m, file=sys.stderr))
         elif "mixture" in mix_meta and not args.mixture_of:
-            weights = MixtureWeights.from_dict(mix_meta["mixture"])
+            weights = stored(args.model, mix_meta, "mixture", MixtureWeights.from_dict)
         if weights is not None:
             scorers["mixture" if not args.mixture_of else f"mixture:{Path(args.mixture_of).stem}"] = \
                 MixtureScorer(mixed, weights)

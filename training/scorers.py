@@ -20,12 +20,12 @@ import torch
 from engine.candidates import tune_candidates, tune_matches
 from engine.config import ANY_COMPOSER, normalize_composer
 from engine.generator import Generator
-from engine.sidm import load_sidm
-from engine.weights import EngineModel, load_model
+from engine.sidm import SidmFormatError
+from engine.weights import EngineModel, load_model, read_model
 from sidlive.c64.load import load_tune
 from sidlive.frames import NUM_REGS, Frames
 from training.baseline import ChangeModel
-from training.export import model_from_sidm
+from training.export import model_from_file
 from training.model import load_checkpoint
 from training.pointer import Cands
 
@@ -93,15 +93,30 @@ class TorchScorer:
         return out
 
 
+def stored(path: str | Path, meta: dict, key: str, parse):
+    """parse(meta[key]) (None when the key is absent); SidmFormatError naming the file and the field."""
+    if key not in meta:
+        return None
+    try:
+        return parse(meta[key])
+    except (TypeError, ValueError) as e:
+        raise SidmFormatError(f"{path}: field 'meta.{key}' in the JSON header: {e}") from None
+
+
 def load_scorer(path: str | Path, engine: bool = True, log=None) -> tuple:
     """(scorer, the baseline stored with it or None, its metadata) for a .sidm (the Numba
-    engine, int8, as it plays; engine=False: PyTorch on the dequantized weights) or a
-    training checkpoint (PyTorch, float)."""
+    engine, int8, as it plays; engine=False: PyTorch on the dequantized weights, read with
+    the same checks) or a training checkpoint (PyTorch, float). A stored baseline is checked
+    here, naming the file (a stored mixture where it is used: `stored`)."""
     path = Path(path)
     if path.suffix == ".sidm":
-        meta = load_sidm(path).meta
-        base = ChangeModel.from_dict(meta["baseline"]) if "baseline" in meta else None
-        return (EngineScorer(path, log=log) if engine else TorchScorer(model_from_sidm(path))), base, meta
+        if engine:
+            model = load_model(path)
+            scorer, meta = EngineScorer(model, log=log), model.meta
+        else:
+            f, cfg = read_model(path)
+            scorer, meta = TorchScorer(model_from_file(f, cfg)), f.meta
+        return scorer, stored(path, meta, "baseline", ChangeModel.from_dict), meta
     model, ckpt = load_checkpoint(path)
     base = ChangeModel.from_dict(ckpt["baseline"]) if "baseline" in ckpt else None
     return TorchScorer(model), base, {k: ckpt[k] for k in ("mixture",) if k in ckpt}

@@ -70,7 +70,7 @@ def _write(val: list, data_dir: Path, out_dir: Path, n: int, seconds: float, see
         stem = "".join(c if c.isalnum() else "_" for c in (t.title or "tune"))[:40]
         name = f"{t.md5[:10]}-{t.subtune}-{stem}.regs"
         author = "" if t.composer == "any" else t.composer
-        fr = Frames(regs=regs, author=author, title=t.title, source=f"hvsc md5 {t.md5} subtune {t.subtune}",
+        fr = Frames(regs=regs, author=author, title=t.title or "", source=f"hvsc md5 {t.md5} subtune {t.subtune}",
                     extra={"md5": t.md5, "subtune": t.subtune, "split": "validation"})
         save_regs(fr, out_dir / name)
         paths.append(out_dir / name)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ModelConfig
-from engine.sidm import load_sidm
+from engine.weights import read_model
 from training.model import SidModel, load_checkpoint
 
 
@@ -18,8 +18,8 @@ def load_init(path: str | Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
     if not path.is_file():
         raise FileNotFoundError(f"init_from: {path}: no such model file (.sidm or .pt)")
     if path.suffix == ".sidm":
-        f = load_sidm(path)
-        return ModelConfig.from_dict(f.config), f.dequantized()
+        f, cfg = read_model(path)
+        return cfg, f.dequantized()
     model, _ = load_checkpoint(path)
     return model.cfg, model.export_state()
 

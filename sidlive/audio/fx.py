@@ -86,7 +86,7 @@ def parse_chain(text: str, source: str = "<string>") -> FxChain:
     effects, seen = [], set()
     for i, t in enumerate(tables):
         kind = t.get("type")
-        if kind not in EFFECTS:
+        if not isinstance(kind, str) or kind not in EFFECTS:
             raise err(i, "type", f"{kind!r} is not one of {', '.join(EFFECTS)}")
         if kind in seen:
             raise err(i, "type", f"{kind} is already in the chain (each effect at most once)")

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for `sidlive live`."""
     ap = argparse.ArgumentParser(prog="sidlive live", description="Play the model live: MIDI/OSC/keys steer it.")
     ap.add_argument("--model", type=Path, default=None, help="model .sidm (default presets/models/default.sidm)")
-    ap.add_argument("--controller", type=Path, default=None, help="controller map .toml (default: generic)")
+    ap.add_argument("--controller", type=Path, default=None, help="controller map .toml (default: generic; needs "
+                                                                  "MIDI input, so not with --midi none)")
     ap.add_argument("--loops", type=Path, default=None,
                     help="loops folder, where captures go too (default: the shipped loops plus your own in "
                          "$XDG_DATA_HOME/sidlive/loops, ~/.local/share/sidlive/loops, where captures go)")
@@ -88,6 +89,10 @@ def config_from_args(args) -> LiveConfig:
 def main(argv: list[str] | None = None) -> int:
     """`sidlive live`: run the daemon with the view (or headless) until stopped; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.controller is not None and args.midi == "none":   # a map binds MIDI messages only
+        print(f"sidlive live: --controller {args.controller}: a controller map needs MIDI input, and --midi none "
+              f"turns it off; give --midi virtual or a port name, or leave --controller out", file=sys.stderr)
+        return SETUP_EXIT
     cfg = config_from_args(args)
     if not LOOKAHEAD.lo <= cfg.lookahead_frames <= LOOKAHEAD.hi or not 0 <= cfg.keep_frames <= cfg.lookahead_frames:
         print(f"sidlive live: --lookahead must be in {LOOKAHEAD.range_text()} and --keep in 0..lookahead", file=sys.stderr)

@@ -82,9 +82,9 @@ class KeyboardConfig:
         for f in ("attack", "decay", "sustain", "release"):
             rng(f, 0, 15)
         rng("transpose_semitones", -48, 48)
-        if self.waveform not in WAVEFORMS:
+        if not isinstance(self.waveform, str) or self.waveform not in WAVEFORMS:
             raise KeyboardConfigError(f"keyboard.waveform: {self.waveform!r} is not one of {', '.join(WAVEFORMS)}")
-        if self.velocity not in VELOCITY_MODES:
+        if not isinstance(self.velocity, str) or self.velocity not in VELOCITY_MODES:
             raise KeyboardConfigError(f"keyboard.velocity: {self.velocity!r} is not one of "
                                       f"{', '.join(VELOCITY_MODES)}")
 

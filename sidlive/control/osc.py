@@ -9,12 +9,15 @@ One address per parameter, `/sidlive/<name>`:
   /sidlive/note 45 100           the keyboard voice: note 0..127, velocity 0..127 (0 = note off)
 
 Messages become ControlEvents handed to `post` (e.g. `Controls.post`). Values are checked
-here, in the server thread: bad ones are dropped, counted and logged, never raised.
+here, in the server thread: bad ones are dropped, counted and logged, never raised. The log
+takes at most LOG_PER_SECOND dropped messages a second, each field cut to LOG_FIELD_CHARS;
+the rest are counted (`dropped_unlogged`) and summed up in one line when the second is over.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from pythonosc import osc_packet
@@ -30,6 +33,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
 PREFIX = "/sidlive"
 VOICE_ADDRESSES = ("mute", "solo")
+LOG_PER_SECOND = 5       # dropped messages logged a second; a flood of garbage costs a few lines
+LOG_FIELD_CHARS = 100    # address, arguments and reason are cut to this many characters in the log
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= LOG_FIELD_CHARS else f"{text[:LOG_FIELD_CHARS]}... ({len(text)} characters)"
 
 
 class OscError(ValueError):
@@ -115,6 +124,9 @@ class OscServer:
         self.received = 0
         self.accepted = 0
         self.dropped = 0
+        self.dropped_unlogged = 0
+        self._log_second = float("-inf")   # when the current second of logging began (monotonic)
+        self._logged = self._unlogged = 0  # dropped messages logged / not logged in it
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -149,7 +161,18 @@ class OscServer:
 
     def _drop(self, address: str, args: Any, reason: str) -> None:
         self.dropped += 1
-        log.warning("OSC %s %r dropped: %s", address, args, reason)
+        now = time.monotonic()
+        if now - self._log_second >= 1.0:
+            if self._unlogged:
+                log.warning("OSC: %d more dropped messages not logged in that second (at most %d a second)",
+                            self._unlogged, LOG_PER_SECOND)
+            self._log_second, self._logged, self._unlogged = now, 0, 0
+        if self._logged < LOG_PER_SECOND:
+            self._logged += 1
+            log.warning("OSC %s %s dropped: %s", _cut(str(address)), _cut(repr(args)), _cut(str(reason)))
+        else:
+            self._unlogged += 1
+            self.dropped_unlogged += 1
 
     def close(self) -> None:
         """Shut the server down and join its thread; safe to call twice."""
@@ -163,8 +186,9 @@ class OscServer:
             self._thread = None
 
     def stats(self) -> dict[str, int]:
-        """Message counts: received, accepted, dropped."""
-        return {"received": self.received, "accepted": self.accepted, "dropped": self.dropped}
+        """Message counts: received, accepted, dropped, and of those dropped the ones the log left out."""
+        return {"received": self.received, "accepted": self.accepted, "dropped": self.dropped,
+                "dropped_unlogged": self.dropped_unlogged}
 
     def __enter__(self) -> "OscServer":
         return self.start()

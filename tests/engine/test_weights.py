@@ -46,9 +46,9 @@ def test_bad_files_are_refused_naming_file_and_field(tmp_path, tiny_np):
     with pytest.raises(SidmFormatError, match=r"magic.sidm: field 'magic' at offset 0"):
         load_model(tmp_path / "magic.sidm")
     bad = bytearray(blob)
-    struct.pack_into("<H", bad, 4, 2)
+    struct.pack_into("<H", bad, 4, 3)
     (tmp_path / "ver.sidm").write_bytes(bytes(bad))
-    with pytest.raises(SidmFormatError, match=r"ver.sidm: field 'version' at offset 4 is 2"):
+    with pytest.raises(SidmFormatError, match=r"ver.sidm: field 'version' at offset 4 is 3, this build reads 1 and 2"):
         load_model(tmp_path / "ver.sidm")
     with pytest.raises(SidmFormatError, match=r"nothere.sidm: no such model file"):
         load_model(tmp_path / "nothere.sidm")
@@ -60,7 +60,7 @@ def test_bad_files_are_refused_naming_file_and_field(tmp_path, tiny_np):
     with pytest.raises(SidmFormatError, match=r"sizes.sidm: tensor .* has shape .* the config needs"):
         load_model(tmp_path / "sizes.sidm")
     write_sidm(tmp_path / "conf.sidm", cfg.to_dict() | {"n_heads_local": 3}, arrays, set())
-    with pytest.raises(SidmFormatError, match=r"conf.sidm: field 'config'.*n_heads_local=3"):
+    with pytest.raises(SidmFormatError, match=r"conf.sidm: field 'config.n_heads_local'.*n_heads_local=3"):
         load_model(tmp_path / "conf.sidm")
 
 
@@ -84,7 +84,7 @@ def test_engine_side_checks(tmp_path):
     with pytest.raises(SidmFormatError, match=r"inf.sidm: tensor 'g_to_local': scale of row 0 is"):
         load_model(tmp_path / "inf.sidm")
     write_sidm(tmp_path / "eps.sidm", cfg.to_dict() | {"norm_eps": 0.0}, arrays, q)
-    with pytest.raises(SidmFormatError, match=r"eps.sidm: field 'config.norm_eps' is 0.0"):
+    with pytest.raises(SidmFormatError, match=r"eps.sidm: field 'config.norm_eps' in the JSON header is 0.0"):
         load_model(tmp_path / "eps.sidm")
 
 

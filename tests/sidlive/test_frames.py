@@ -76,7 +76,7 @@ def test_regs_errors(tmp_path):
 
 
 def test_bad_metadata_values():
-    with pytest.raises(ValueError, match="chip must be one of"):
+    with pytest.raises(ValueError, match="chip: .6582. is not one of 6581, 8580"):
         F.Frames(regs=np.zeros((1, 25), np.uint8), chip="6582")
     with pytest.raises(ValueError, match=r"shape \(N, 25\)"):
         F.Frames(regs=np.zeros((3, 24), np.uint8))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
+from sidlive.control import osc
 from sidlive.control.osc import OscError, OscServer, message_to_event
 from sidlive.control.params import PARAMS, ControlEvent, Controls
 
@@ -65,7 +66,7 @@ def test_server_applies_good_messages_and_counts_bad_ones(wait, caplog):
             raw.sendto(b"\x00garbage", ("127.0.0.1", server.port))  # not OSC at all
         client.send_message("/sidlive/loop_mode", "call_response")
         assert wait(lambda: server.accepted == 4 and server.dropped == 3)
-        assert server.stats() == {"received": 7, "accepted": 4, "dropped": 3}   # the garbage packet too
+        assert server.stats() == {"received": 7, "accepted": 4, "dropped": 3, "dropped_unlogged": 0}   # the garbage packet too
     update = controls.apply_pending()
     assert update.changes == [("temperature", 0.5), ("mute_2", True), ("reseed", 1),
                               ("loop_mode", "call_response")]
@@ -92,3 +93,22 @@ def test_docs_cover_every_parameter():
     documented = set(re.findall(r"`/sidlive/(\w+)", text))
     assert set(PARAMS) <= documented, sorted(set(PARAMS) - documented)
     assert {"mute", "solo"} <= documented
+
+
+def test_dropped_messages_are_logged_rate_limited_and_truncated(caplog, monkeypatch):
+    caplog.set_level(logging.WARNING, logger="sidlive.control.osc")
+    clock = [1000.0]
+    monkeypatch.setattr("sidlive.control.osc.time.monotonic", lambda: clock[0])
+    server = OscServer(lambda event: None)
+    huge = "/sidlive/" + "x" * 65_536
+    for i in range(5_000):                      # a flood in one second
+        server._on_message(huge, ("y" * 65_536,))
+    clock[0] += 1.5                             # the next second: one line says how many went unlogged
+    server._on_message("/sidlive/temperature", (9.0,))
+    lines = [r.getMessage() for r in caplog.records]
+    assert server.dropped == 5_001 and len(lines) <= 2 * osc.LOG_PER_SECOND + 2
+    assert max(map(len, lines)) <= 400
+    assert server.stats() == {"received": 5_001, "accepted": 0, "dropped": 5_001,
+                              "dropped_unlogged": 5_000 - osc.LOG_PER_SECOND}
+    assert any(f"{5_000 - osc.LOG_PER_SECOND} more dropped messages not logged" in line for line in lines)
+    assert "temperature: 9.0 is out of range" in lines[-1]
