@@ -185,11 +185,11 @@ class Studio:
         if kind == "continue":
             length = field(req, "length_s", float, LENGTH_S[0], LENGTH_S[1], base.frames / PAL_FRAME_RATE_HZ)
             spec = base.with_arrays(head=frames, frames=max(1, round(length * PAL_FRAME_RATE_HZ)), seed=seed)
-            meta["name"] = f"{parent['name']} → cont."
+            meta["name"] = f"{parent['name']} · continued"
         else:
             at = field(req, "at", int, 1, len(frames) - 1)
             spec = base.with_arrays(head=frames[:at], frames=len(frames) - at, seed=seed)
-            meta.update(name=f"{parent['name']} ⑂ {at / PAL_FRAME_RATE_HZ:.1f} s", branch_at=at)
+            meta.update(name=f"{parent['name']} · branch at {at / PAL_FRAME_RATE_HZ:.1f} s", branch_at=at)
         if spec.total_frames > round(LENGTH_S[1] * PAL_FRAME_RATE_HZ) * 2:
             raise StudioError(f"take {parent_id}: a take holds at most {2 * LENGTH_S[1]:g} s; this one "
                               f"would be {spec.total_frames / PAL_FRAME_RATE_HZ:.0f} s")

@@ -152,9 +152,10 @@ class Worker:
             self.changed()
 
         try:
-            regs, engine_s = run_spec(spec, model, on_frames=on_frames, cancelled=lambda: job.cancel)
+            regs, engine_s = run_spec(spec, model, on_frames=on_frames, cancelled=lambda: job.cancel or self._stop)
         except Cancelled:
             stream.cancel()
+            stream.join()
             return self._cancelled(job)
         except Exception as e:  # noqa: BLE001
             self._fail(job, f"engine: {type(e).__name__}: {e}")
@@ -181,16 +182,23 @@ class Worker:
         job.state = "done"
 
     def _cancelled(self, job: Job) -> None:
+        if self._stop and not job.cancel:        # the studio is stopping: the take waits for a regenerate
+            job.state = "interrupted"
+            self.library.set_status(job.take_id, "interrupted", "the studio stopped while this take was being "
+                                                               "made; regenerate it from its recipe")
+            return
         job.state = "cancelled"
         try:
             self.library.delete_take(job.take_id)
         except NotFound:
             pass
 
-    def stop(self) -> None:
-        """End the worker thread after the current take."""
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the worker: the take being made stops (interrupted, to be regenerated), the queue stays queued
+        (interrupted when the library opens next); waits for the thread."""
         self._stop = True
         self._queue.put(None)
+        self.thread.join(timeout_s)
 
     # ------------------------------------------------------------------ previews
     def preview(self, regs: np.ndarray, chip: str, clock: str = "PAL") -> str:

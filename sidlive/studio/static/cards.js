@@ -29,6 +29,12 @@ export class Card {
   update(take) {
     const was = this.take;
     this.take = take;
+    const remade = was && was.status !== take.status && ["queued", "running"].includes(take.status);
+    if (remade && this.app.playing !== this) {            // made again from its recipe: fresh audio and roll
+      this.feed = null;
+      this.roll.data = null;
+      this.roll.draw();
+    }
     const el = this.el;
     el.classList.toggle("failed", take.status === "failed");
     el.classList.toggle("interrupted", take.status === "interrupted");

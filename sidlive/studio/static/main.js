@@ -6,7 +6,7 @@ import { get, post, say, note } from "./api.js";
 import { Card } from "./cards.js";
 import { Prompt } from "./prompt.js";
 import { Live } from "./live.js";
-import { audioContext, player } from "./audio.js";
+import { AudioFeed, audioContext, player } from "./audio.js";
 
 const $ = (id) => document.getElementById(id);
 const SLIDERS = { temperature: 0.01, top_k: 1, top_p: 0.01, repetition: 0.01 };
@@ -23,6 +23,7 @@ class App {
     this.live = new Live(this);
     window.studioFigures = {};
     window.studio = this;
+    window.studioAudio = { AudioFeed, player };
   }
 
   async start() {
@@ -48,7 +49,7 @@ class App {
     const m = st.model;
     $("model-info").textContent = m ? `${m.composers.length - 1} composers · context ${m.context_frames} frames` +
       (m.pointer ? " · pointer" : "") : (st.model_error || "");
-    if (st.model_error) say(st.model_error);
+    if (st.model_error && !st.model) say(st.model_error);      // a failed switch says so where it happens
     this.setStatus(st.model_loading ? "loading the model…" : "ready", st.model_loading);
     const comp = $("composer");
     comp.replaceChildren(...(m ? m.composers : ["any"]).map((c) => new Option(c, c)));
@@ -188,8 +189,10 @@ class App {
       }
       const multi = g.cards.length > 1;
       box.className = multi ? "group" : "group single";
-      const seeds = g.cards.map((c) => c.take.seed).join(", ");
-      box.firstChild.textContent = multi ? `${g.cards.length} variations · ${g.take.source || "no prompt"} · seeds ${seeds}` : "";
+      const st = g.take.settings;
+      box.firstChild.textContent = multi ? `${g.cards.length} variations of "${g.take.name.replace(/ · var \d+$/, "")}" · ` +
+        `T ${st.temperature} · k ${st.top_k} · p ${st.top_p} · rep ${st.repetition} · ${st.composer} · ` +
+        `${(g.take.total_frames / 50.1245).toFixed(1)} s · prompt ${g.take.source || "none"}` : "";
       box.firstChild.hidden = !multi;
       const row = box.lastChild, els = g.cards.slice().sort((a, b) => a.id - b.id).map((c) => c.el);
       if (els.length !== row.children.length || els.some((e, i) => row.children[i] !== e)) row.replaceChildren(...els);

@@ -58,32 +58,38 @@ export class Prompt {
       this.roll.data = null;
       this.roll.draw();
       $("source-info").textContent = "no prompt: the model starts from one silent frame";
+      $("source-info").className = "dim";
       $("selection-info").textContent = "";
       this.selection = null;
       return;
     }
     $("source-busy").hidden = false;
+    const mine = (this._seq = (this._seq || 0) + 1);   // a later pick wins over a slower earlier one
     try {
       const q = new URLSearchParams({ key: this.key });
       if (this.subtune) q.set("subtune", String(this.subtune));
       const roll = await get(`/api/sources/roll?${q}`);
+      if (mine !== this._seq) return;
       this.chip = roll.chip;
       this.roll.setData(roll);
       const status = roll.status && roll.status !== "ok" ? ` · dump stopped: ${roll.status}` : "";
+      $("source-info").className = "dim";
       $("source-info").textContent = `${roll.title || this.key}${roll.author ? " · " + roll.author : ""} · ` +
         `${roll.seconds} s · ${roll.chip}${status}`;
       const n = roll.frames, rate = roll.frame_rate_hz;
       this.roll.selection = [0, n <= Math.round(16 * rate) ? n : Math.round(8 * rate)];
       this._selected(this.roll.selection);
     } catch (e) {
+      if (mine !== this._seq) return;
       this.roll.data = null;
       this.roll.draw();
       this.selection = null;
-      $("source-info").textContent = "";
+      $("source-info").textContent = `no frames: ${e.message}`;
+      $("source-info").className = "bad";
       $("selection-info").textContent = "";
       say(e.message);
     } finally {
-      $("source-busy").hidden = true;
+      if (mine === this._seq) $("source-busy").hidden = true;
     }
   }
 

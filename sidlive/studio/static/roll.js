@@ -1,7 +1,8 @@
 // The piano roll: three SID voices from their frequency registers (pitch at the PAL clock,
 // computed by the server), coloured by waveform; a gated note is a full bar, its release
 // tail after the gate goes off a thin faint one; the filter cutoff is a line (solid where a
-// voice goes through the filter). Drag selects a range of frames, a click sets a point.
+// voice goes through the filter); noise-only notes are hits in a lane at the bottom. Drag
+// selects a range of frames, a click sets a point.
 
 const WAVE_COLOURS = { 1: "#5ccf6b", 2: "#ff9f43", 4: "#4aa3ff", 8: "#c8c8c8" };
 const MIXED = "#c77dff";
@@ -61,16 +62,21 @@ export class Roll {
 
   get frames() { return this.data ? this.data.frames : 0; }
 
+  // The pitch range shown: the 2nd..98th percentile of the gated, pitched (not noise-only)
+  // frames, two semitones of room, at least two octaves; noise gets its own lane at the bottom.
   _range() {
-    let lo = 1e9, hi = -1e9;
+    const ps = [];
     for (const v of this.data.voices) {
       for (let t = 0; t < v.pitch.length; t++) {
-        if (v.pitch[t] < 0 || !v.wave[t] || (!v.gate[t] && !v.level[t])) continue;
-        if (v.pitch[t] < lo) lo = v.pitch[t];
-        if (v.pitch[t] > hi) hi = v.pitch[t];
+        if (v.pitch[t] >= 0 && v.wave[t] && v.wave[t] !== 8 && (v.gate[t] || v.level[t])) ps.push(v.pitch[t]);
       }
     }
-    if (hi < lo) { lo = 3600; hi = 8400; }
+    let lo = 4800, hi = 7200;
+    if (ps.length) {
+      ps.sort((a, b) => a - b);
+      lo = ps[Math.floor(ps.length * 0.02)];
+      hi = ps[Math.min(ps.length - 1, Math.floor(ps.length * 0.98))];
+    }
     lo = Math.floor(lo / 100) - 2; hi = Math.ceil(hi / 100) + 2;
     const span = Math.max(24, hi - lo);
     const mid = (lo + hi) / 2;
@@ -95,16 +101,18 @@ export class Roll {
     g.fillStyle = "#0c0d10";
     g.fillRect(0, 0, W, H);
     if (!this.data) return;
-    const ruler = 14 * dpr, h = H - ruler;
+    const ruler = 14 * dpr, lane = Math.round(Math.max(8 * dpr, H * 0.08)), h = H - ruler - lane;
     const span = this.noteHi - this.noteLo, rowH = h / span;
-    const yOf = (centi) => h - (centi / 100 - this.noteLo) / span * h;
-    // octave lines (C), labelled
+    const yOf = (centi) => Math.min(h - 1, Math.max(1, h - (centi / 100 - this.noteLo) / span * h));
+    // octave lines (C), labelled where there is room; the noise lane below
     g.font = `${10 * dpr}px monospace`;
     for (let n = Math.ceil(this.noteLo / 12) * 12; n <= this.noteHi; n += 12) {
       const y = yOf(n * 100);
       g.fillStyle = "#1b1e25"; g.fillRect(0, y, W, 1);
-      g.fillStyle = "#4b5262"; g.fillText(noteName(n * 100), 3 * dpr, y - 2 * dpr);
+      if (12 * rowH >= 13 * dpr) { g.fillStyle = "#4b5262"; g.fillText(noteName(n * 100), 3 * dpr, y - 2 * dpr); }
     }
+    g.fillStyle = "#13151a"; g.fillRect(0, h, W, lane);
+    g.fillStyle = "#262a33"; g.fillRect(0, h, W, 1);
     // frames not made yet
     if (this.data.frames < this.total) {
       const x0 = this.xOf(this.data.frames, W);
@@ -121,20 +129,25 @@ export class Roll {
         if (!gate && lev <= 0) continue;
         g.fillStyle = WAVE_COLOURS[w] || MIXED;
         g.globalAlpha = gate ? 0.5 + 0.5 * lev : 0.12 + 0.35 * lev;
+        if (w === 8) {                                  // noise: a hit in the lane, its height the level
+          const bh = Math.max(dpr, (lane - 2 * dpr) * Math.max(lev, gate ? 0.4 : 0));
+          g.fillRect((t - v0) * fw, h + lane - dpr - bh, Math.max(fw, 1), bh);
+          continue;
+        }
         const bh = Math.max(2 * dpr, gate ? rowH * 0.9 : rowH * 0.35);
         g.fillRect((t - v0) * fw, yOf(p) - bh / 2, Math.max(fw, 1), bh);
       }
       g.globalAlpha = 1;
       g.fillStyle = VOICE_TICKS[i];
       for (const t of v.onsets) {
-        if (t < t0 || t >= t1 || !v.wave[t] || v.pitch[t] < 0) continue;
+        if (t < t0 || t >= t1 || !v.wave[t] || v.wave[t] === 8 || v.pitch[t] < 0) continue;
         g.fillRect((t - v0) * fw, yOf(v.pitch[t]) - rowH * 0.45, Math.max(1, dpr), Math.max(3 * dpr, rowH * 0.9));
       }
     });
     // filter cutoff: solid where a voice is routed through the filter
-    g.lineWidth = 1.5 * dpr;
+    g.lineWidth = dpr;
     for (const routed of [false, true]) {
-      g.strokeStyle = routed ? "rgba(255,255,255,0.8)" : "rgba(255,255,255,0.22)";
+      g.strokeStyle = routed ? "rgba(255,255,255,0.6)" : "rgba(255,255,255,0.2)";
       g.setLineDash(routed ? [] : [3 * dpr, 3 * dpr]);
       g.beginPath();
       let pen = false;
@@ -147,7 +160,7 @@ export class Roll {
       g.stroke();
     }
     g.setLineDash([]);
-    this._overlays(g, W, h, dpr);
+    this._overlays(g, W, h + lane, dpr);
     this._ruler(g, W, H, ruler, dpr);
   }
 

@@ -104,6 +104,32 @@ def test_exports_and_a_bit_identical_remake(running):
     assert st == 404 and "nosuch" in r["error"]
 
 
+def test_continue_rename_search_and_delete(running):
+    c = running.client
+    tid = c.post("/api/takes", {**TAKE, "length_s": 2, "seed": 77})[1][0]["id"]
+    assert c.wait_take(tid)["status"] == "done"
+    st, r = c.post("/api/takes", {"kind": "continue", "take": tid, "length_s": 2})
+    cont = r[0]["id"]
+    assert st == 200 and c.wait_take(cont)["status"] == "done"
+    parent = running.studio.library.take_frames(tid).regs
+    more = running.studio.library.take_frames(cont).regs
+    assert len(more) == len(parent) + 100 and np.array_equal(more[:len(parent)], parent)
+    assert c.post(f"/api/takes/{cont}/verify")[1]["identical"] is True
+    st, t = c.call("PATCH", f"/api/takes/{cont}", {"name": "the long one", "starred": True})
+    assert st == 200 and t["name"] == "the long one" and t["starred"]
+    assert [x["id"] for x in c.get("/api/takes?q=long%20one")[1]] == [cont]
+    assert [x["id"] for x in c.get("/api/takes?seed=77")[1]] == [tid]
+    assert cont in [x["id"] for x in c.get("/api/takes?starred=1&composer=any")[1]]
+    st, r = c.get("/api/takes?seed=abc")
+    assert st == 400 and "field seed" in r["error"]
+    st, r = c.call("PATCH", f"/api/takes/{cont}", {"starred": "yes"})
+    assert st == 400 and r["error"] == "field starred: 'yes' is not true or false"
+    assert c.call("DELETE", f"/api/takes/{cont}")[0] == 200
+    assert c.get(f"/api/takes/{cont}")[0] == 404 and not running.studio.library.take_dir(cont).exists()
+    st, r = c.post("/api/takes", {"kind": "branch", "take": tid, "at": 10_000})
+    assert st == 400 and r["error"] == "field at: 10000 is out of range 1..99"
+
+
 def test_other_sites_are_refused(running):
     c = running.client
     st, r = c.get("/api/state", headers={"Host": "evil.example:80"})
@@ -165,3 +191,19 @@ def test_a_server_killed_mid_take_leaves_the_library_intact(tmp_path, xdg):
         except subprocess.TimeoutExpired:
             proc.kill()
     assert proc.returncode is not None
+
+
+def test_the_command_refuses_bad_options_with_reasons(tmp_path, capsys):
+    from sidlive.commands import studio as cmd
+    from sidlive.commands.cli import COMMANDS
+    from sidlive.studio.server import warn_if_exposed
+    assert COMMANDS["studio"][0] == "sidlive.commands.studio"
+    assert cmd.main(["--port", "70000"]) == 2
+    assert "--port 70000 is out of range 0..65535" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("not a folder")
+    assert cmd.main(["--library", str(tmp_path / "afile"), "--port", "0"]) == 1
+    assert "afile" in capsys.readouterr().err
+    warn_if_exposed("0.0.0.0")
+    assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+    warn_if_exposed("127.0.0.1")
+    assert capsys.readouterr().err == ""
