@@ -100,7 +100,11 @@ class Studio:
                 "instrument": self.instrument.info(), "version": self.worker.version}
 
     def select_model(self, path: str) -> dict:
-        """Use another model file; ModelError (the one in use stays) when it does not load."""
+        """Use another of the listed model files; ModelError (the one in use stays) when it does not load."""
+        listed = [m["path"] for m in self.models.available()]
+        if path not in listed:
+            raise StudioError(f"field path: {path!r} is not one of the studio's models ({', '.join(listed)}); "
+                              f"put .sidm files in {self.library.root / 'models'} or start with --model")
         lm = self.models.select(path)
         Generator(lm.model, log=None)
         self.worker.changed()

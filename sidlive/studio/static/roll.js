@@ -134,13 +134,19 @@ export class Roll {
           g.fillRect((t - v0) * fw, h + lane - dpr - bh, Math.max(fw, 1), bh);
           continue;
         }
+        if (p < this.noteLo * 100 || p > this.noteHi * 100) {   // outside the range: a faint mark at the edge
+          g.globalAlpha *= 0.3;
+          g.fillRect((t - v0) * fw, p > this.noteHi * 100 ? 0 : h - 2 * dpr, Math.max(fw, 1), 2 * dpr);
+          continue;
+        }
         const bh = Math.max(2 * dpr, gate ? rowH * 0.9 : rowH * 0.35);
         g.fillRect((t - v0) * fw, yOf(p) - bh / 2, Math.max(fw, 1), bh);
       }
       g.globalAlpha = 1;
       g.fillStyle = VOICE_TICKS[i];
       for (const t of v.onsets) {
-        if (t < t0 || t >= t1 || !v.wave[t] || v.wave[t] === 8 || v.pitch[t] < 0) continue;
+        const p = v.pitch[t];
+        if (t < t0 || t >= t1 || !v.wave[t] || v.wave[t] === 8 || p < this.noteLo * 100 || p > this.noteHi * 100) continue;
         g.fillRect((t - v0) * fw, yOf(v.pitch[t]) - rowH * 0.45, Math.max(1, dpr), Math.max(3 * dpr, rowH * 0.9));
       }
     });

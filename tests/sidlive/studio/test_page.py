@@ -143,6 +143,7 @@ def test_a_session_prompt_steer_generate_keep_export_and_play_live(running, brow
     assert b["kind"] == "branch" and b["parent"] == tid and b["total_frames"] == 1504 and 0 < b["branch_at"] < 1504
     assert np.array_equal(running.studio.library.take_frames(branch).regs[:b["branch_at"]],
                           frames.regs[:b["branch_at"]])
+    assert running.client.post(f"/api/takes/{branch}/verify")[1]["identical"] is True
     c.locator(".act-verify").click()
     page.wait_for_function(f"document.querySelector('.card[data-take=\"{tid}\"] .card-msg').textContent"
                            ".startsWith('identical')", timeout=T)
@@ -170,6 +171,7 @@ def test_a_session_prompt_steer_generate_keep_export_and_play_live(running, brow
         assert (st.state.loop, st.state.temperature, st.state.mute_2, st.state.reseed) == (0, 2.0, True, 1)
         assert d.library.get(0).regs.shape == (sel[1] - sel[0], 25)
         assert "/sidlive/reseed" in page.inner_text("#live-log")
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(shots / "live.png"))
     finally:
         d.stop()

@@ -31,6 +31,8 @@ def test_state_has_the_shared_defaults_and_the_limits(running):
     assert {k: v["default"] for k, v in s["controls"].items()} == SAMPLING_DEFAULTS
     assert s["limits"]["upload_bytes"] == MAX_UPLOAD_BYTES and s["model_loading"] is False
     assert running.client.get("/")[0] == 200 and running.client.get("/static/main.js")[0] == 200
+    st, r = running.client.post("/api/model", {"path": "/etc/passwd"})
+    assert st == 400 and r["error"].startswith("field path: '/etc/passwd' is not one of the studio's models")
 
 
 def test_uploads_are_refused_with_reasons_and_nothing_is_kept(running, tunes):
