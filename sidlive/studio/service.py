@@ -96,8 +96,19 @@ class Studio:
                                                                         "default": 30.0},
                 "frame_rate_hz": PAL_FRAME_RATE_HZ, "limits": {"upload_bytes": MAX_UPLOAD_BYTES,
                                                               "sid_bytes": MAX_SID_BYTES},
-                "library": str(self.library.root), "interrupted": self.library.interrupted,
+                "library": str(self.library.root), "interrupted": self._still_interrupted(),
                 "instrument": self.instrument.info(), "version": self.worker.version}
+
+    def _still_interrupted(self) -> list[int]:
+        """The takes the last stop interrupted that are not made again yet."""
+        out = []
+        for tid in self.library.interrupted:
+            try:
+                if self.library.take(tid)["status"] == "interrupted":
+                    out.append(tid)
+            except NotFound:
+                pass
+        return out
 
     def select_model(self, path: str) -> dict:
         """Use another of the listed model files; ModelError (the one in use stays) when it does not load."""
