@@ -238,7 +238,7 @@ def test_the_page_comes_through_a_server_killed_mid_take(browser, tmp_path, xdg)
     cmd = [sys.executable, "-m", "sidlive.commands.studio", "--port", str(port), "--library", str(tmp_path / "lib")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     page = browser.new_page()
-    try:
+    try:  # the finally ends whichever server process runs then
         url = proc.stdout.readline().split()[2]
         ready(page, url)
         page.select_option("#source-select", "loop:dojo")

@@ -143,13 +143,18 @@ def test_other_sites_are_refused(running):
 def _start(library, env):
     proc = subprocess.Popen([sys.executable, "-m", "sidlive.commands.studio", "--port", "0", "--library", str(library)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
-    m = re.search(r"(http://\S+)", line)
-    assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
-    c = Client(m.group(1))
-    deadline = time.monotonic() + 300
-    while c.get("/api/state")[1]["model_loading"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"(http://\S+)", line)
+        assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+        c = Client(m.group(1))
+        deadline = time.monotonic() + 300
+        while c.get("/api/state")[1]["model_loading"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+    except BaseException:
+        proc.kill()
+        proc.wait(10)
+        raise
     return proc, c
 
 
