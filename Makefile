@@ -6,10 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEMO_OUT ?= out/demo
-# System packages: audio output for everything; JACK, GoatTracker (fixture songs) and
-# sidplayfp (sound check) for the tests.
+# System packages: audio output for everything; JACK, GoatTracker (fixture songs),
+# sidplayfp (sound check) and Chromium (the studio's page, driven by Playwright) for the tests.
 APT_RUN := libportaudio2
-APT_TEST := $(APT_RUN) jackd2 goattracker sidplayfp
+APT_TEST := $(APT_RUN) jackd2 goattracker sidplayfp chromium
 
 .PHONY: demo test sysdeps-run sysdeps-test venv-run venv-test clean
 
@@ -47,12 +47,12 @@ $(VENV)/bin/python:
 	$(VPY) -m pip install -q --upgrade pip
 
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/python
-	$(VPY) -m pip install -q -e .
+	$(VPY) -m pip install -q -e '.[studio]'
 	touch $@
 
 # torch==2.13.0 exactly: the CPU wheel (other specs pull gigabytes of CUDA packages).
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/python
-	$(VPY) -m pip install -q -e '.[train,test]'
+	$(VPY) -m pip install -q -e '.[train,test,studio]'
 	touch $@ $(VENV)/.stamp-run
 
 clean:

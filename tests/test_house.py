@@ -21,6 +21,7 @@ LAYERS = (
     ("sidlive.control",),                                     # parameters, maps, OSC, keyboard voice
     ("sidlive.midi",),                                        # MIDI in, the lane, ASID
     ("sidlive.live",),                                        # the instrument
+    ("sidlive.studio",),                                      # the browser studio
     ("training",),                                            # model, training, data, evaluation
     ("sidlive.measure",),                                     # bench, soak, checks
     ("sidlive.commands",),                                    # the CLI

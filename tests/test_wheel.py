@@ -36,6 +36,7 @@ def installed(tmp_path_factory):
     names = zipfile.ZipFile(wheel).namelist()
     for want in ("sidlive/presets/models/default.sidm", "sidlive/presets/loops/cabrinigreen.regs",
                  "sidlive/presets/controllers/generic.toml", "sidlive/presets/fx/dub.toml",
+                 "sidlive/studio/static/index.html",
                  "training/configs/default.toml"):
         assert want in names, f"{want} is not in {wheel.name}"
     venv = tmp / "venv"

@@ -19,6 +19,7 @@ COMMANDS = {
     "export": ("sidlive.commands.export", "frames (.regs/.txt) to a playable PSID .sid"),
     "learn": ("sidlive.commands.learn", "bind the next moved MIDI control to a parameter"),
     "recover": ("sidlive.commands.recover", "finish recordings left by a crash"),
+    "studio": ("sidlive.commands.studio", "the browser studio: prompt the model, keep and export takes"),
     "demo": ("sidlive.commands.demo", "the main job on shipped defaults (what `make demo` runs)"),
 }
 
