@@ -23,7 +23,7 @@ from sidlive.studio.instrument import Instrument
 from sidlive.studio.library import Library, NotFound
 from sidlive.studio.models import ModelError, Models
 from sidlive.studio.roll import roll_piece
-from sidlive.studio.sources import MAX_SID_BYTES, MAX_UPLOAD_BYTES, SourceError, Sources
+from sidlive.studio.sources import MAX_SID_BYTES, MAX_UPLOAD_BYTES, Sources
 from sidlive.studio.spec import LENGTH_S, SEED_MAX, SpecError, TakeSpec, check_spec, run_spec
 from sidlive.studio.worker import Worker
 

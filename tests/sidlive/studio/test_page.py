@@ -13,7 +13,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from sidlive.audio.wav import read_wav
 from sidlive.c64.dump import dump_tune

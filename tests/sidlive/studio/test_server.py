@@ -14,7 +14,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from sidlive.control.params import SAMPLING_DEFAULTS
 from sidlive.frames import load_regs
