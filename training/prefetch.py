@@ -4,6 +4,7 @@ outruns one CPU building windows with their candidates). The same batches as in-
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 
 import numpy as np
 
@@ -13,6 +14,10 @@ _SAMPLER: WindowSampler | None = None
 
 
 def _init(sampler: WindowSampler) -> None:
+    # A forked worker inherits the trainer's graceful-stop handlers; it must die on SIGTERM
+    # (Pool.terminate) and leave Ctrl-C to the trainer.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _SAMPLER
     _SAMPLER = sampler
 

@@ -215,82 +215,94 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, resume: str | None = None, log=p
     if d.main and tcfg.progress:
         bar = tqdm(total=tcfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
     model.train()
-    stop_requested = _stop_on_signals()
-
     def time_frac(t0: float) -> float | None:
         """Elapsed share of the wall-clock budget, for a time-based schedule (else None)."""
-        return (time.monotonic() - t0) / (60 * tcfg.max_minutes) if tcfg.time_schedule and tcfg.max_minutes > 0 else None
+        if not (tcfg.time_schedule and tcfg.max_minutes > 0):
+            return None
+        return (time.monotonic() - t0) / (60 * tcfg.max_minutes)
 
-    prefetch = (Prefetcher(sampler, tcfg.seed, d.rank, tcfg.batch_windows, step, tcfg.max_steps, tcfg.loader_workers)
-                if tcfg.loader_workers > 0 else None)
-    while step < tcfg.max_steps:
-        out_of_time = tcfg.max_minutes > 0 and time.monotonic() - t_start > 60 * tcfg.max_minutes
-        if _stop_all(out_of_time or stop_requested.is_set(), d):
-            if stop_requested.is_set():
-                log(f"stop requested (signal): finishing at step {step} with a checkpoint")
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, tcfg, time_frac(t_start))
-        b = (prefetch.get(step) if prefetch is not None
-             else sampler.sample(np.random.default_rng([tcfg.seed, d.rank, step]), tcfg.batch_windows))
-        bits, n = batch_bits(ddp_model, b, device, bf16)
-        loss = bits / max(n, 1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if tcfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        opt.step()
-        step += 1
-        frames_seen += frames_per_step
-        acc_bits, acc_frames = acc_bits + float(bits.detach()), acc_frames + n
-        now = time.monotonic()
-        val_bits = None
-        if d.main and (step % tcfg.val_every_steps == 0 or step == tcfg.max_steps):
-            val_bits = last_val = evaluate(model, val_set, tcfg.batch_windows, device, bf16)
-        if d.main and (step % tcfg.log_every_steps == 0 or val_bits is not None):
-            fps = acc_frames * d.world / max(now - t_log, 1e-9)
-            rec = {"step": step, "frames": frames_seen, "wall_s": round(wall_prev + now - t_start, 2),
-                   "train_bits_per_frame": acc_bits / max(acc_frames, 1), "val_bits_per_frame": val_bits,
-                   "lr": lr_at(step - 1, tcfg, time_frac(t_start)), "frames_per_s": round(fps, 1)}
-            with curve_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(rec) + "\n")
+    stop_requested, restore_signals = _stop_on_signals()
+    try:
+        prefetch = (Prefetcher(sampler, tcfg.seed, d.rank, tcfg.batch_windows, step, tcfg.max_steps,
+                               tcfg.loader_workers) if tcfg.loader_workers > 0 else None)
+        while step < tcfg.max_steps:
+            out_of_time = tcfg.max_minutes > 0 and time.monotonic() - t_start > 60 * tcfg.max_minutes
+            if _stop_all(out_of_time or stop_requested.is_set(), d):
+                if stop_requested.is_set():
+                    log(f"stop requested (signal): finishing at step {step} with a checkpoint")
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, tcfg, time_frac(t_start))
+            b = (prefetch.get(step) if prefetch is not None
+                 else sampler.sample(np.random.default_rng([tcfg.seed, d.rank, step]), tcfg.batch_windows))
+            bits, n = batch_bits(ddp_model, b, device, bf16)
+            loss = bits / max(n, 1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            opt.step()
+            step += 1
+            frames_seen += frames_per_step
+            acc_bits, acc_frames = acc_bits + float(bits.detach()), acc_frames + n
+            now = time.monotonic()
+            val_bits = None
+            if d.main and (step % tcfg.val_every_steps == 0 or step == tcfg.max_steps):
+                val_bits = last_val = evaluate(model, val_set, tcfg.batch_windows, device, bf16)
+            if d.main and (step % tcfg.log_every_steps == 0 or val_bits is not None):
+                fps = acc_frames * d.world / max(now - t_log, 1e-9)
+                rec = {"step": step, "frames": frames_seen, "wall_s": round(wall_prev + now - t_start, 2),
+                       "train_bits_per_frame": acc_bits / max(acc_frames, 1), "val_bits_per_frame": val_bits,
+                       "lr": lr_at(step - 1, tcfg, time_frac(t_start)), "frames_per_s": round(fps, 1)}
+                with curve_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
+                if bar is not None:
+                    bar.set_postfix(loss=f"{rec['train_bits_per_frame'] * LN2 / 25:.3f}",
+                                    bits=f"{rec['train_bits_per_frame']:.1f}",
+                                    val=f"{last_val:.1f}" if last_val is not None else "-", fps=f"{fps:.0f}")
+                acc_bits, acc_frames, t_log = 0.0, 0, time.monotonic()
             if bar is not None:
-                bar.set_postfix(loss=f"{rec['train_bits_per_frame'] * LN2 / 25:.3f}",
-                                bits=f"{rec['train_bits_per_frame']:.1f}",
-                                val=f"{last_val:.1f}" if last_val is not None else "-", fps=f"{fps:.0f}")
-            acc_bits, acc_frames, t_log = 0.0, 0, time.monotonic()
-        if bar is not None:
-            bar.update(1)
-        if d.main and now - t_ckpt > 60 * tcfg.ckpt_every_minutes:
-            checkpoint(val_bits, wall_prev + now - t_start)
-            t_ckpt = now
-    if prefetch is not None:
-        prefetch.close()
-    wall = wall_prev + time.monotonic() - t_start
-    summary = {"step": step, "frames_seen": frames_seen, "wall_s": wall, "params": params}
-    if d.main:
-        if bar is not None:
-            bar.close()
-        final_val = evaluate(model, val_set, tcfg.batch_windows, device, bf16)
-        checkpoint(final_val, wall)
-        summary |= {"val_bits_per_frame": final_val, "best_val_bits_per_frame": best_val,
-                    "baseline_val_bits_per_frame": _baseline_bits(baseline, val_set)}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-        log(f"done: step {step}, {frames_seen:,} frames, {wall:.0f} s, val {final_val:.2f} bits/frame")
-    if d.world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return summary
+                bar.update(1)
+            if d.main and now - t_ckpt > 60 * tcfg.ckpt_every_minutes:
+                checkpoint(val_bits, wall_prev + now - t_start)
+                t_ckpt = now
+        if prefetch is not None:
+            prefetch.close()
+        wall = wall_prev + time.monotonic() - t_start
+        summary = {"step": step, "frames_seen": frames_seen, "wall_s": wall, "params": params}
+        if d.main:
+            if bar is not None:
+                bar.close()
+            final_val = evaluate(model, val_set, tcfg.batch_windows, device, bf16)
+            checkpoint(final_val, wall)
+            summary |= {"val_bits_per_frame": final_val, "best_val_bits_per_frame": best_val,
+                        "baseline_val_bits_per_frame": _baseline_bits(baseline, val_set)}
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+            log(f"done: step {step}, {frames_seen:,} frames, {wall:.0f} s, val {final_val:.2f} bits/frame")
+        if d.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return summary
+    finally:
+        restore_signals()
 
 
 def _stop_on_signals():
-    """SIGTERM/SIGINT end training gracefully: final validation, checkpoint, summary."""
+    """SIGTERM/SIGINT end training gracefully: final validation, checkpoint, summary.
+    Returns (stop event, restore): `restore()` puts the previous handlers back."""
 
     ev = threading.Event()
+    previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: ev.set())
-    return ev
+            previous[sig] = signal.signal(sig, lambda *_: ev.set())
+
+    def restore() -> None:
+        """Put back the handlers that were there before training (a library caller keeps its own)."""
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return ev, restore
 
 
 def _stop_all(stop: bool, d: Dist) -> bool:

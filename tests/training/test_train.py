@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,23 @@ def test_training_lowers_loss(data, tmp_path):
     last = np.mean([c["train_bits_per_frame"] for c in curve[-5:]])
     assert last < 0.8 * first
     assert s["val_bits_per_frame"] < s["baseline_val_bits_per_frame"] * 1.5
+
+
+def test_train_puts_back_the_callers_signal_handlers(data, tmp_path):
+    """A library caller (or a test run) keeps its own SIGTERM/SIGINT handlers after train(); a
+    forked prefetch worker must not inherit the trainer's graceful-stop handler (it would ignore
+    Pool.terminate and hang the join)."""
+    def mine(*_):
+        pass
+
+    before = {sig: signal.signal(sig, mine) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        m, t = _tiny(data, tmp_path / "r", max_steps=3, val_every_steps=3, loader_workers=1)
+        train(m, t, log=lambda s: None)
+        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGINT) is mine
+    finally:
+        for sig, h in before.items():
+            signal.signal(sig, h)
 
 
 def test_cli_rejects_unknown_key(capsys):
