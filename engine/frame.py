@@ -76,10 +76,12 @@ def feed_frames(W8, WF, lay, dims, fpar, kc, vc, hist, sc, st, frames, m, mt, ca
 
 @njit(cache=True, nogil=True)
 def run_frames(W8, WF, lay, dims, fpar, order, kc, vc, hist, lk, lv, sc, sd, si, st, sf, seed, fmask, fvals,
-               n, mode, teacher, out, out_lp, out_logits, mt, cand):
+               n, mode, teacher, out, out_lp, out_logits, mt, cand, rmask, rules):
     """Generate n frames after the timeline (st[ST_N] >= 1) into out (n, 25) and the timeline.
 
-    mode MODE_SAMPLE: sample with the settings in st/sf/seed, forced registers from fmask/fvals.
+    mode MODE_SAMPLE: sample with the settings in st/sf/seed, forced registers from fmask/fvals,
+    register r restricted to the values v with rules[r, v] != 0 where rmask[r] (uint8 (25,),
+    (25, 256)).
     mode MODE_TEACHER: every register takes teacher[i] (teacher forcing, for scoring).
     out_lp (>= n, 25) float64, if given (else shape (0, 25)): natural log-prob of each chosen
     value (computed for forced registers too). out_logits (>= n, 25, 256), if given: the
@@ -129,7 +131,7 @@ def run_frames(W8, WF, lay, dims, fpar, order, kc, vc, hist, lk, lv, sc, sd, si,
                 if not forced:
                     u = uniform(s, frame_index * R + k)
                     v = np.int64(pick(lp, temperature, top_k, top_p, u, sd[SD_Z, :V], sd[SD_P, :V],
-                                      sd[SD_CUM, :V], si[SI_IDX, :V], si[SI_TMP, :V]))
+                                      sd[SD_CUM, :V], si[SI_IDX, :V], si[SI_TMP, :V], rmask[reg] != 0, rules[reg]))
                 if want_lp:
                     out_lp[i, reg] = lp[v]
                 if want_logits:

@@ -46,16 +46,24 @@ from engine.matches import NUM_GROUPS
 from engine.matchstate import MatchState
 from engine.jit import ensure_compiled
 from engine.kernels import SC_ROWS, SD_ROWS, SI_ROWS, scratch_width
+from engine.silence import SILENCE_WINDOW_FRAMES, silence_frames, trailing_silence, voice_draw, wake_up_rules
 from engine.weights import D_CAP, D_MAXTOK, EngineModel, load_model
 
 MAX_TEMPERATURE = 1000.0
 MIN_TEMPERATURE = 1e-3   # below this (but > 0) exp(lp / T) under/overflows; use 0 for greedy
 DEFAULT_MAX_ROLLBACK = 256
 MIN_REPETITION, MAX_REPETITION = 0.0, 4.0   # scales the match sources' gate weight (pointer models)
+DEFAULT_MAX_SILENCE_S = 0.5    # the silence guard: a note starts after this much silence (0 = off)
+MAX_MAX_SILENCE_S = 60.0
 
 
-def check_sampling(temperature: float, top_k: int, top_p: float, repetition: float = 1.0) -> None:
-    """Raise ValueError unless temperature, top_k, top_p and repetition are in their allowed ranges."""
+def check_sampling(temperature: float, top_k: int, top_p: float, repetition: float = 1.0,
+                   max_silence_s: float = DEFAULT_MAX_SILENCE_S) -> None:
+    """Raise ValueError unless temperature, top_k, top_p, repetition and max_silence_s are in their
+    allowed ranges."""
+    if not 0.0 <= max_silence_s <= MAX_MAX_SILENCE_S:
+        raise ValueError(f"max_silence_s must be in 0..{MAX_MAX_SILENCE_S:g} seconds (0 = the model may stay "
+                         f"silent), got {max_silence_s}")
     if not MIN_REPETITION <= repetition <= MAX_REPETITION:
         raise ValueError(f"repetition must be in {MIN_REPETITION:g}..{MAX_REPETITION:g} (0 = never copy from the "
                          f"history, 1 = as trained, 2 = loops tighter), got {repetition}")
@@ -72,7 +80,8 @@ class Generator:
 
     def __init__(self, model: EngineModel | str | Path, *, max_rollback_frames: int = DEFAULT_MAX_ROLLBACK,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-                 composer: str | int | None = None, repetition: float = 1.0, log=print):
+                 composer: str | int | None = None, repetition: float = 1.0,
+                 max_silence_s: float = DEFAULT_MAX_SILENCE_S, log=print):
         self.model = model if isinstance(model, EngineModel) else load_model(model)
         if not 1 <= max_rollback_frames <= 1 << 20:
             raise ValueError(f"max_rollback_frames must be in 1..{1 << 20}, got {max_rollback_frames}")
@@ -114,7 +123,13 @@ class Generator:
         self._pending: dict = {}
         self._pending_lock = threading.Lock()
         self._origin_pending = True
-        self.set_sampling(temperature=temperature, top_k=top_k, top_p=top_p, composer=composer, repetition=repetition)
+        self.rmask = np.zeros(c.n_regs, np.uint8)          # the silence guard's restricted registers
+        self.rules = np.ones((c.n_regs, c.vocab), np.uint8)  # and their allowed values
+        self._free = np.zeros(c.n_regs, np.uint8)
+        self._max_silence_frames = 0
+        self.max_silence_s = 0.0
+        self.set_sampling(temperature=temperature, top_k=top_k, top_p=top_p, composer=composer, repetition=repetition,
+                          max_silence_s=max_silence_s)
         self.reseed(seed)
         self._apply_pending()
         ensure_compiled(self, log)
@@ -123,8 +138,9 @@ class Generator:
 
     def set_sampling(self, *, temperature: float | None = None, top_k: int | None = None,
                      top_p: float | None = None, composer: str | int | None = ...,
-                     repetition: float | None = None) -> None:
+                     repetition: float | None = None, max_silence_s: float | None = None) -> None:
         """Stage sampling settings (None / omitted = unchanged); applied before the next frame.
+        max_silence_s: the silence guard (see `generate`).
         composer: a name (unknown names mean "any"), an index, or None ("any"); it conditions
         the frames fed from then on (frames already in the K/V ring keep theirs)."""
         with self._pending_lock:
@@ -133,8 +149,9 @@ class Generator:
             k = cur["top_k"] if top_k is None else top_k
             p = cur["top_p"] if top_p is None else float(top_p)
             r = cur["repetition"] if repetition is None else float(repetition)
-            check_sampling(t, k, p, r)
-            new = {"temperature": t, "top_k": int(k), "top_p": p, "repetition": r}
+            ms = cur["max_silence_s"] if max_silence_s is None else float(max_silence_s)
+            check_sampling(t, k, p, r, ms)
+            new = {"temperature": t, "top_k": int(k), "top_p": p, "repetition": r, "max_silence_s": ms}
             if composer is not ...:
                 new["composer"] = self.composer_index(composer)
             self._pending.update(new)
@@ -172,7 +189,7 @@ class Generator:
 
     def _current_settings(self) -> dict:
         cur = {"temperature": float(self.sf[SF_TEMP]), "top_k": int(self.st[ST_TOPK]), "top_p": float(self.sf[SF_TOPP]),
-               "repetition": float(self.sf[SF_REP])}
+               "repetition": float(self.sf[SF_REP]), "max_silence_s": self.max_silence_s}
         cur.update({k: v for k, v in self._pending.items() if k in cur})
         return cur
 
@@ -181,7 +198,7 @@ class Generator:
         """The settings in force (not counting staged ones)."""
         return {"temperature": float(self.sf[SF_TEMP]), "top_k": int(self.st[ST_TOPK]),
                 "top_p": float(self.sf[SF_TOPP]), "repetition": float(self.sf[SF_REP]),
-                "composer": self.cfg.composers[int(self.st[ST_COMP])],
+                "max_silence_s": self.max_silence_s, "composer": self.cfg.composers[int(self.st[ST_COMP])],
                 "seed": int(self.seed_arr[0]), "forced": self.fmask.astype(bool).copy(),
                 "forced_values": self.fvals.copy()}
 
@@ -191,6 +208,8 @@ class Generator:
         if "temperature" in p:
             self.sf[SF_TEMP], self.st[ST_TOPK], self.sf[SF_TOPP] = p["temperature"], p["top_k"], p["top_p"]
             self.sf[SF_REP] = p["repetition"]
+            self.max_silence_s = p["max_silence_s"]
+            self._max_silence_frames = silence_frames(self.max_silence_s)
         if "composer" in p:
             self.st[ST_COMP] = p["composer"]
         if "forced" in p:
@@ -236,8 +255,37 @@ class Generator:
                         fr, len(fr), self.matches.arrays(), self.cand)
 
     def generate(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Generate n frames; returns out (n, 25) uint8 (allocated if not given)."""
-        return self._run(n, MODE_SAMPLE, self._no_teacher, out, self._no_lp, self._no_logits)
+        """Generate n frames; returns out (n, 25) uint8 (allocated if not given).
+
+        The silence guard: when the last max_silence_s of the timeline are silent
+        (engine.silence), the next frame must start a note (engine.silence.wake_up_rules: the
+        model still chooses every value, among those that start one); 0 turns it off."""
+        out = self._out(n, out)
+        with self._lock:
+            self._apply_pending()
+            if self._max_silence_frames == 0:
+                return self._run(n, MODE_SAMPLE, self._no_teacher, out, self._no_lp, self._no_logits)
+            if self.st[ST_N] == 0:
+                self.prime(self._zero)
+            i = 0
+            while i < n:
+                limit = self._max_silence_frames
+                tail = self.last_frames(min(SILENCE_WINDOW_FRAMES, self._available()))
+                quiet = trailing_silence(tail)
+                if quiet < limit:
+                    k = min(n - i, limit - quiet)
+                    self._run(k, MODE_SAMPLE, self._no_teacher, out[i:i + k], self._no_lp, self._no_logits)
+                    i += k
+                    continue
+                index = 0 if self._origin_pending else self.length - int(self.st[ST_ORIGIN])
+                self.rules[:] = wake_up_rules(tail[-1], voice_draw(int(self.seed_arr[0]), index))
+                self.rmask[:] = (self.rules == 0).any(axis=1)
+                try:
+                    self._run(1, MODE_SAMPLE, self._no_teacher, out[i:i + 1], self._no_lp, self._no_logits, self.rmask)
+                finally:
+                    self.rmask[:] = 0
+                i += 1
+        return out
 
     def teacher_logprobs(self, frames, want_logits: bool = False):
         """Teacher-forced natural log-probs (F, 25) of frames appended to the timeline (register
@@ -248,13 +296,18 @@ class Generator:
         self._run(len(fr), MODE_TEACHER, fr, None, lp, logits)
         return (lp, logits) if want_logits else lp
 
-    def _run(self, n, mode, teacher, out, out_lp, out_logits) -> np.ndarray:
+    def _out(self, n, out) -> np.ndarray:
         if not (isinstance(n, (int, np.integer)) and n >= 0):
             raise ValueError(f"number of frames must be an integer >= 0, got {n!r}")
         if out is None:
-            out = np.empty((n, self.cfg.n_regs), np.uint8)
-        elif out.shape != (n, self.cfg.n_regs) or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            return np.empty((n, self.cfg.n_regs), np.uint8)
+        if out.shape != (n, self.cfg.n_regs) or out.dtype != np.uint8 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous uint8 array of shape ({n}, {self.cfg.n_regs})")
+        return out
+
+    def _run(self, n, mode, teacher, out, out_lp, out_logits, rmask=None) -> np.ndarray:
+        out = self._out(n, out)
+        rmask = self._free if rmask is None else rmask
         with self._lock:
             self._apply_pending()
             if self.st[ST_N] == 0:
@@ -265,7 +318,7 @@ class Generator:
             m = self.model
             run_frames(m.W8, m.WF, m.lay, self.dims, m.fpar, m.order, self.kc, self.vc, self.hist, self.lk, self.lv,
                        self.sc, self.sd, self.si, self.st, self.sf, self.seed_arr, self.fmask, self.fvals,
-                       n, mode, teacher, out, out_lp, out_logits, self.matches.arrays(), self.cand)
+                       n, mode, teacher, out, out_lp, out_logits, self.matches.arrays(), self.cand, rmask, self.rules)
         return out
 
     def rollback(self, n_frames: int) -> None:
@@ -283,10 +336,13 @@ class Generator:
             if self.cfg.pointer:   # frames 0..length-2 went through the global model: keep those
                 self.matches.rollback(self._mbase + length - 1)
 
+    def _available(self) -> int:
+        return self.length - max(0, int(self.st[ST_FHI]) - self.capacity)
+
     def last_frames(self, n: int) -> np.ndarray:
         """The timeline's last n frames (those still in the history ring of `capacity` rows)."""
         n_tl = self.length
-        avail = n_tl - max(0, int(self.st[ST_FHI]) - self.capacity)
+        avail = self._available()
         if not 0 <= n <= avail:
             raise ValueError(f"last_frames: n must be in 0..{avail}, got {n}")
         rows = (np.arange(n_tl - n, n_tl) % self.capacity)
@@ -310,4 +366,4 @@ class Generator:
         run_frames(m.W8, m.WF, m.lay, self.dims, m.fpar, m.order, self.kc, self.vc, self.hist, self.lk, self.lv,
                    self.sc, self.sd, self.si, self.st, self.sf, self.seed_arr, self.fmask, self.fvals,
                    0, MODE_SAMPLE, self._no_teacher, self._zero[:0], self._no_lp, self._no_logits,
-                   self.matches.arrays(), self.cand)
+                   self.matches.arrays(), self.cand, self._free, self.rules)

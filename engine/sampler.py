@@ -7,6 +7,9 @@ Order of steps for one register (identical to training/sample.py, which is the r
   softmax        p = exp(z - max z), unnormalized float64
   top-p          0 < p < 1: order by p descending (ties: lower value first), keep the shortest
                  prefix whose sequential cumulative sum >= top_p * (its total)
+  restriction    if the register is restricted (the silence guard): p[v] = 0 where not allowed; if
+                 nothing is left (or temperature 0), the allowed value with the largest log-prob
+                 (lowest value on ties)
   sample         u = uniform(seed, frame_index * 25 + k); t = u * sum(p) (sequential, value order);
                  the first value v with t < cumsum(p)[v], at most the last value with p > 0
 RNG: counter-based SplitMix64 (one counter per (frame, register step), used or not).
@@ -108,16 +111,10 @@ def sort_desc(idx, n, p, tmp):
 
 
 @njit(cache=True, nogil=True)
-def pick(lp, temperature, top_k, top_p, u, z, p, cum, idx, tmp):
-    """Choose one value from the log-probs lp (n,) float64; z, p, cum float64 and idx, tmp int64
-    (n,) are scratch."""
+def truncated(lp, temperature, top_k, top_p, z, p, cum, idx, tmp):
+    """p (n,) = exp(lp / temperature - max), unnormalized, after top-k then top-p (temperature > 0);
+    z, cum float64 and idx, tmp int64 (n,) are scratch."""
     n = lp.shape[0]
-    if temperature <= 0:
-        best = 0
-        for i in range(1, n):
-            if lp[i] > lp[best]:
-                best = i
-        return best
     for i in range(n):
         z[i] = lp[i] / temperature
     if 0 < top_k < n:
@@ -153,6 +150,35 @@ def pick(lp, temperature, top_k, top_p, u, z, p, cum, idx, tmp):
                 break
         for j in range(keep, m):
             p[idx[j]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def pick(lp, temperature, top_k, top_p, u, z, p, cum, idx, tmp, restricted, allow):
+    """Choose one value from the log-probs lp (n,) float64; z, p, cum float64 and idx, tmp int64
+    (n,) are scratch. restricted: only values v with allow[v] != 0 (uint8 (n,)) may be chosen
+    (the most likely of them by lp when truncation left none)."""
+    n = lp.shape[0]
+    if temperature > 0:
+        truncated(lp, temperature, top_k, top_p, z, p, cum, idx, tmp)
+    if restricted:
+        left = 0.0
+        if temperature > 0:
+            for i in range(n):
+                if allow[i] == 0:
+                    p[i] = 0.0
+                left += p[i]
+        if left == 0.0:
+            best = -1
+            for i in range(n):
+                if allow[i] != 0 and (best < 0 or lp[i] > lp[best]):
+                    best = i
+            return max(best, 0)
+    if temperature <= 0:
+        best = 0
+        for i in range(1, n):
+            if lp[i] > lp[best]:
+                best = i
+        return best
     c = 0.0
     last = 0
     for i in range(n):

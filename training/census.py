@@ -61,9 +61,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sidlive.frames import PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ
+from sidlive.frames import PAL_FRAME_RATE_HZ
 from sidlive.frames import check_regs
-from training.census_kernels import RATE_PERIOD_CYCLES, arpeggio_mask, drum_hits, envelope_peak, sweep_mask
+from engine.silence import silent_frames, voice_fields
+from training.census_kernels import arpeggio_mask, drum_hits, sweep_mask
 from training.repetition import loop_collapse
 from sidlive.c64.load import load_tune
 
@@ -72,7 +73,6 @@ CENSUS_KEYS = ("silent_share", "onsets_per_s", "arpeggio_share", "pwm_sweep_shar
 TECHNIQUE_KEYS = CENSUS_KEYS[1:]  # the ones compared against real music (silence has its own target)
 UNITS = {"silent_share": "share", "onsets_per_s": "/s/voice", "arpeggio_share": "share/voice",
          "pwm_sweep_share": "share/voice", "drums_per_s": "/s/voice", "filter_sweep_share": "share"}
-AUDIBLE_LEVEL = 8  # envelope level (of 255) from which a voice counts as audible
 SWEEP_MIN_FRAMES = 10
 SWEEP_MAX_HOLD_STEPS = 2
 ARP_PERIODS = (2, 3, 4, 5, 6, 7, 8)
@@ -82,37 +82,6 @@ SEMITONE = 2.0 ** (1.0 / 12.0)
 
 
 # ---------------------------------------------------------------------------- census
-
-def voice_fields(regs: np.ndarray, v: int) -> tuple[np.ndarray, ...]:
-    """(freq int32, pw int32, ctrl, ad, sr) of voice v (0-2), each (N,)."""
-    b = 7 * v
-    freq = regs[:, b].astype(np.int32) | (regs[:, b + 1].astype(np.int32) << 8)
-    pw = regs[:, b + 2].astype(np.int32) | ((regs[:, b + 3].astype(np.int32) & 15) << 8)
-    return freq, pw, regs[:, b + 4].copy(), regs[:, b + 5].copy(), regs[:, b + 6].copy()
-
-
-def silent_frames(regs: np.ndarray) -> np.ndarray:
-    """(N,) bool: the frames that are silent by the module table's definition."""
-    regs = check_regs(regs)
-    mode_vol, res_filt = regs[:, 0x18], regs[:, 0x17]
-    audible = np.zeros(len(regs), dtype=bool)
-    for v in range(3):
-        freq, _pw, ctrl, ad, sr = voice_fields(regs, v)
-        peak = envelope_peak(ctrl, ad, sr, RATE_PERIOD_CYCLES, PAL_FRAME_CYCLES)
-        on = (peak >= AUDIBLE_LEVEL) & ((ctrl & 0xF0) != 0) & ((ctrl & 0x08) == 0) & (freq > 0)
-        routed = ((res_filt >> v) & 1) != 0
-        muted = routed & ((mode_vol & 0x70) == 0)
-        if v == 2:
-            muted |= ((mode_vol & 0x80) != 0) & ~routed
-        audible |= on & ~muted
-    return ((mode_vol & 0x0F) == 0) | ~audible
-
-
-def first_sound_frame(regs: np.ndarray) -> int | None:
-    """Index of the first frame that is not silent (training.census's definition), or None."""
-    loud = np.flatnonzero(~silent_frames(regs))
-    return int(loud[0]) if len(loud) else None
-
 
 def census_counts(regs: np.ndarray) -> dict:
     """Raw counts for one sequence; `census` pools them and turns them into rates."""

@@ -1,69 +1,10 @@
-"""The census's Numba kernels: an envelope-peak estimate per frame (the SID's ADSR rate
-periods), arpeggio, sweep and drum-hit masks over one voice's frequency and control."""
+"""The census's Numba kernels: arpeggio, sweep and drum-hit masks over one voice's frequency
+and control (the envelope-peak estimate is engine.silence's)."""
 from __future__ import annotations
 
 
 import numpy as np
 from numba import njit
-
-# ADSR rate periods in cycles per envelope step, index = the 4-bit rate (SID datasheet
-# times: attack 2 ms ... 8 s over 255 steps at 1 MHz; decay/release use the same periods).
-RATE_PERIOD_CYCLES = np.array([9, 32, 63, 95, 149, 220, 267, 313, 392, 977, 1954, 3126,
-                                3907, 11720, 19532, 31251], dtype=np.int64)
-
-
-@njit(cache=True, nogil=True)
-def exp_divider(level):
-    """The envelope's exponential divider: decay/release slow down at low levels."""
-    return 1 if level > 93 else 2 if level > 54 else 4 if level > 26 else 8 if level > 14 else 16 if level > 6 else 30
-
-
-@njit(cache=True, nogil=True)
-def envelope_peak(ctrl, ad, sr, rate_cycles, frame_cycles):
-    """Estimated peak envelope level (0-255) of one voice in each frame. (N,) uint8 x3 -> (N,) int32"""
-    n = ctrl.shape[0]
-    peak = np.zeros(n, np.int32)
-    level = 0
-    state = 2  # 0 attack, 1 decay/sustain, 2 release
-    prev_gate = False
-    carry = 0
-    for t in range(n):
-        gate = (ctrl[t] & 1) != 0
-        if gate and not prev_gate:
-            state = 0
-        elif prev_gate and not gate:
-            state = 2
-        prev_gate = gate
-        start = level
-        budget = carry + frame_cycles
-        while True:
-            if state == 0:
-                period = rate_cycles[ad[t] >> 4]
-                steps = budget // period
-                if steps >= 255 - level:
-                    budget -= (255 - level) * period
-                    level = 255
-                    state = 1
-                    continue
-                level += steps
-                budget -= steps * period
-                break
-            # decay stops only where the level EQUALS sustain * 17: a sustain raised above
-            # the level lets it fall to 0, as on the chip; release falls to 0
-            target = (sr[t] >> 4) * 17 if state == 1 else 0
-            period = rate_cycles[(ad[t] & 15) if state == 1 else (sr[t] & 15)]
-            cost = period * exp_divider(level)
-            while level != target and level > 0 and budget >= cost:
-                budget -= cost
-                level -= 1
-                cost = period * exp_divider(level)
-            if level == target or level == 0:
-                budget = 0
-            break
-        carry = budget
-        peak[t] = max(start, level)
-    return peak
-
 
 @njit(cache=True, nogil=True)
 def arp_window(freq, sounding, t, p, min_ratio):

@@ -23,7 +23,7 @@ from engine.config import ANY_COMPOSER, normalize_composer
 from engine.candidates import NUM_SOURCES, tune_matches, window_candidates
 from engine.matches import NUM_GROUPS
 from sidlive.frames import NUM_REGS, note_to_freq_reg
-from training.census import first_sound_frame
+from engine.silence import first_sound_frame
 
 VOICE_REGS = 7
 RES_FILT, MODE_VOL = 0x17, 0x18

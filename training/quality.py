@@ -33,12 +33,13 @@ import numpy as np
 import torch
 
 from engine.config import ModelConfig
-from engine.generator import Generator
+from engine.generator import DEFAULT_MAX_SILENCE_S, Generator
 from engine.weights import read_model
 from sidlive.control.params import SAMPLING_DEFAULTS
 from sidlive.frames import NUM_REGS, PAL_FRAME_RATE_HZ
 from training import sample
-from training.census import TECHNIQUE_KEYS, census_counts, compare_census, first_sound_frame, pool_counts, rates
+from engine.silence import first_sound_frame
+from training.census import TECHNIQUE_KEYS, census_counts, compare_census, pool_counts, rates
 from training.config import TrainConfig
 from training.dataset import is_validation as held_back
 from training.model import SidModel
@@ -169,7 +170,7 @@ def _empty_starts(generate_fn: Generate, seeds: list[int], temperature, frame_ra
 # ---------------------------------------------------------------------------- inputs
 
 def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend: str = "auto",
-                   repetition: float = 1.0) -> Generate:
+                   repetition: float = 1.0, max_silence_s: float = DEFAULT_MAX_SILENCE_S) -> Generate:
     """A `Generate` from a .sidm export or a .pt checkpoint.
 
     backend "engine": the Numba engine (engine.generator.Generator, .sidm only, fast);
@@ -187,7 +188,7 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
     if backend == "engine" or (backend == "auto" and path.suffix == ".sidm"):
         if path.suffix != ".sidm":
             raise ValueError(f"{path}: the engine runs .sidm exports (python -m training.export), not {path.suffix}")
-        return _engine_generator(path, top_k, top_p, repetition)
+        return _engine_generator(path, top_k, top_p, repetition, max_silence_s)
     train_config = None
     if path.suffix == ".sidm":
         f, cfg = read_model(path)
@@ -211,14 +212,16 @@ def load_generator(path: str | Path, top_k: int = 0, top_p: float = 1.0, backend
     def generate(prompt_regs, n_frames, seed, temperature, composer):
         t = default_t if temperature is None else temperature
         return sample.generate(model, prompt_regs, n_frames, composer=composer, temperature=t,
-                               top_k=top_k, top_p=top_p, seed=seed, repetition=repetition)
+                               top_k=top_k, top_p=top_p, seed=seed, repetition=repetition,
+                               max_silence_s=max_silence_s)
 
     generate.train_config = train_config
     return generate
 
 
-def _engine_generator(path: Path, top_k: int, top_p: float, repetition: float) -> Generate:
-    g = Generator(path, top_k=top_k, top_p=top_p, repetition=repetition, log=lambda line: print(line, file=sys.stderr))
+def _engine_generator(path: Path, top_k: int, top_p: float, repetition: float, max_silence_s: float) -> Generate:
+    g = Generator(path, top_k=top_k, top_p=top_p, repetition=repetition, max_silence_s=max_silence_s,
+                  log=lambda line: print(line, file=sys.stderr))
     default_t = g.settings["temperature"]
 
     def generate(prompt_regs, n_frames, seed, temperature, composer):
@@ -332,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=SAMPLING_DEFAULTS["top_p"])
     p.add_argument("--repetition", type=float, default=SAMPLING_DEFAULTS["repetition"],
                    help="pointer models: 0 never copies, 1 as trained (the defaults: the live instrument's)")
+    p.add_argument("--max-silence-s", type=float, default=DEFAULT_MAX_SILENCE_S,
+                   help="the sampler's silence guard (engine.generator; 0 = off, the model alone)")
     p.add_argument("--seed", type=int, default=1000, help="first seed; generation i uses seed + i")
     p.add_argument("--prompt-seconds", type=float, default=3.0)
     p.add_argument("--prompt-start-seconds", type=float, default=5.0, help="where prompts are cut in their tune")
@@ -349,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command line: generate, measure and report; returns 0 when every target is met, 1 if not, 2 on bad input."""
     a = build_parser().parse_args(argv)
-    gen = load_generator(a.model, top_k=a.top_k, top_p=a.top_p, backend=a.backend, repetition=a.repetition)
+    gen = load_generator(a.model, top_k=a.top_k, top_p=a.top_p, backend=a.backend, repetition=a.repetition,
+                         max_silence_s=a.max_silence_s)
     tc = gen.train_config or {}
     data = a.data or tc.get("data_dir") or _TRAIN.data_dir
     val_permille = a.val_permille if a.val_permille is not None else tc.get("val_permille", _TRAIN.val_permille)
@@ -381,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     report = quality_report(gen, prompts, real, index, n=a.n, seconds=a.seconds, temperature=a.temperature,
                             seeds=[a.seed + i for i in range(a.n)], composers=composers,
                             log=lambda line: print(line, file=sys.stderr, flush=True))
-    report.update(model=str(a.model), data=str(data), val_permille=val_permille, split_seed=split_seed)
+    report.update(model=str(a.model), data=str(data), val_permille=val_permille, split_seed=split_seed,
+                  sampling={"temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
+                            "repetition": a.repetition, "max_silence_s": a.max_silence_s})
     report["prompt_tunes"] = [e["path"] for e in prompt_entries]
     if a.json:
         print(json.dumps(_jsonable(report), indent=1))

@@ -35,6 +35,8 @@ from engine.candidates import candidate_frame
 from engine.config import POINTER_FEATURES
 from engine.matches import NUM_BUCKETS, NUM_GROUPS
 from engine.matchstate import MatchState
+from engine.generator import DEFAULT_MAX_SILENCE_S
+from engine.silence import SILENCE_WINDOW_FRAMES, silence_frames, trailing_silence, voice_draw, wake_up_rules
 from training.model import SidModel, rope_tables
 from training.pointer import MAX_BUCKET, Cands, candidate_input, hit_token
 
@@ -54,10 +56,8 @@ def uniform(seed: int, counter: int) -> float:
     return (splitmix64(seed & MASK64, counter) >> 11) * (1.0 / (1 << 53))
 
 
-def pick(logits: np.ndarray, temperature: float, top_k: int, top_p: float, u: float) -> int:
-    """Choose one byte from 256 logits (see the module docstring for the order)."""
-    if temperature <= 0:
-        return int(np.argmax(logits))
+def truncated(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
+    """exp(logits / temperature - max), unnormalized float64, after top-k then top-p (temperature > 0)."""
     z = logits.astype(np.float64) / float(temperature)
     if 0 < top_k < z.size:
         kth = np.sort(z)[::-1][top_k - 1]
@@ -70,6 +70,21 @@ def pick(logits: np.ndarray, temperature: float, top_k: int, top_p: float, u: fl
         keep = np.zeros_like(p)
         keep[order[:m]] = p[order[:m]]
         p = keep
+    return p
+
+
+def pick(logits: np.ndarray, temperature: float, top_k: int, top_p: float, u: float,
+         allow: np.ndarray | None = None) -> int:
+    """Choose one byte from 256 logits (see the module docstring for the order); allow (256,)
+    bool restricts the choice (the silence guard)."""
+    if allow is not None:
+        p = truncated(logits, temperature, top_k, top_p) * allow if temperature > 0 else np.zeros(logits.size)
+        if np.cumsum(p)[-1] == 0.0:
+            return int(np.argmax(np.where(allow, logits, -np.inf)))
+    elif temperature <= 0:
+        return int(np.argmax(logits))
+    else:
+        p = truncated(logits, temperature, top_k, top_p)
     cum = np.cumsum(p)
     t = u * cum[-1]
     v = int(np.searchsorted(cum, t, side="right"))  # first v with t < cum[v]
@@ -262,8 +277,12 @@ def _force_rows(arr, n: int, dtype, name: str) -> np.ndarray | None:
 @torch.no_grad()
 def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer: str | int | None = None,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-             force_mask=None, force_values=None, repetition: float = 1.0) -> np.ndarray:
-    """Generate n_frames (n, 25) uint8 after `prompt` (P, 25) uint8; no prompt = one all-zero frame."""
+             force_mask=None, force_values=None, repetition: float = 1.0,
+             max_silence_s: float = DEFAULT_MAX_SILENCE_S) -> np.ndarray:
+    """Generate n_frames (n, 25) uint8 after `prompt` (P, 25) uint8; no prompt = one all-zero frame.
+    The silence guard (max_silence_s > 0): when the last max_silence_s of the timeline (judged
+    over its last SILENCE_WINDOW_FRAMES) are silent, the frame must start a note
+    (engine.silence.wake_up_rules; the restricted registers' values still come from the model)."""
     model.eval()
     cfg = model.cfg
     if temperature < 0 or top_k < 0 or not (0 <= top_p <= 1):
@@ -277,6 +296,7 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
     fvals = _force_rows(force_values, n_frames, np.uint8, "force_values")
     if (fmask is None) != (fvals is None):
         raise ValueError("force_mask and force_values go together")
+    limit = silence_frames(max_silence_s)
     cache = GlobalCache(cfg.n_layers_global, cfg.context_frames, cfg.pointer)
     for f in prompt[:-1]:
         global_step(model, f, comp, cache)
@@ -284,11 +304,17 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
     out = np.zeros((n_frames, cfg.n_regs), np.uint8)
     for i in range(n_frames):
         h = global_step(model, cur, comp, cache)
+        rules = None
+        if limit:
+            tail = np.concatenate([prompt, out[:i]])[-SILENCE_WINDOW_FRAMES:]
+            if trailing_silence(tail) >= limit:
+                rules = wake_up_rules(tail[-1], voice_draw(seed, i))
 
-        def choose(k, reg, logits, i=i):
+        def choose(k, reg, logits, i=i, rules=rules):
             if fmask is not None and fmask[i, reg]:
                 return int(fvals[i, reg])
-            return pick(logits, temperature, top_k, top_p, uniform(seed, i * cfg.n_regs + k))
+            allow = None if rules is None or rules[reg].all() else rules[reg]
+            return pick(logits, temperature, top_k, top_p, uniform(seed, i * cfg.n_regs + k), allow)
 
         cur = local_frame(model, h, cur, choose, cache.cand, repetition)
         out[i] = cur

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.generator import DEFAULT_MAX_SILENCE_S
 from sidlive.control.params import SAMPLING_DEFAULTS
 from sidlive.frames import PAL_FRAME_RATE_HZ, FramesFormatError
 from sidlive.live.offline import RATES_HZ, generate_file
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repetition", type=float, default=d["repetition"],
                     help="how much a pointer model repeats from the history: 0 never copies, 1 as trained, "
                          f"2 loops tighter (default {d['repetition']})")
+    ap.add_argument("--max-silence-s", type=float, default=DEFAULT_MAX_SILENCE_S,
+                    help="the silence guard: after this many seconds of silence the next frame starts a note "
+                         f"(the model picks it), 0 = off (default {DEFAULT_MAX_SILENCE_S})")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--prompt", type=Path, default=None, help="prompt: a .sid tune or a .regs/.txt frames file")
     ap.add_argument("--prompt-seconds", type=float, default=4.0, help="seconds of the prompt to use (default 4)")
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = generate_file(args.output, model=args.model, frames=args.frames, temperature=args.temp,
                              top_k=args.top_k, top_p=args.top_p, repetition=args.repetition, seed=args.seed,
+                             max_silence_s=args.max_silence_s,
                              prompt=args.prompt,
                              prompt_seconds=args.prompt_seconds, composer=args.composer,
                              with_prompt=args.with_prompt, chip=args.chip, rate_hz=args.rate,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ANY_COMPOSER, normalize_composer
-from engine.generator import Generator, check_sampling
+from engine.generator import DEFAULT_MAX_SILENCE_S, Generator, check_sampling
 from engine.weights import load_model
 from sidlive.audio.renderer import render
 from sidlive.audio.wav import write_wav
@@ -51,7 +51,7 @@ def load_prompt(path: str | Path, seconds: float) -> Frames:
 def generate_file(out_path: str | Path, *, model: str | Path | None = None, frames: int = 700,
                   temperature: float = SAMPLING_DEFAULTS["temperature"], top_k: int = SAMPLING_DEFAULTS["top_k"],
                   top_p: float = SAMPLING_DEFAULTS["top_p"], repetition: float = SAMPLING_DEFAULTS["repetition"],
-                  seed: int = 0,
+                  seed: int = 0, max_silence_s: float = DEFAULT_MAX_SILENCE_S,
                   prompt: str | Path | None = None, prompt_seconds: float = 4.0, composer: str | None = None,
                   with_prompt: bool = False, chip: str | None = None, rate_hz: int = 48_000, log=print) -> dict:
     """Generate `frames` frames and write them to out_path; returns what was done."""
@@ -61,7 +61,7 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
         raise ValueError(f"{out_path}: output extension {out_path.suffix!r} is not one of {', '.join(OUT_EXTS)}")
     if not 1 <= frames <= 10_000_000:
         raise ValueError(f"--frames must be in 1..10000000, got {frames}")
-    check_sampling(temperature, top_k, top_p, repetition)
+    check_sampling(temperature, top_k, top_p, repetition, max_silence_s)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
     if not model_path.is_file():
         hint = (" (train and export one: python -m training.export CKPT -o presets/models/default.sidm, "
@@ -73,7 +73,7 @@ def generate_file(out_path: str | Path, *, model: str | Path | None = None, fram
     pr = load_prompt(prompt, prompt_seconds) if prompt is not None else None
     t0 = time.perf_counter()
     g = Generator(m, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, composer=composer,
-                  repetition=repetition, log=log)
+                  repetition=repetition, max_silence_s=max_silence_s, log=log)
     if pr is not None:
         g.prime(pr.regs)
     t1 = time.perf_counter()

@@ -38,8 +38,13 @@ def test_sort_desc_orders_by_value_then_index():
         assert buf[:n].tolist() == want
 
 
-def _scratch():
-    return [np.zeros(256) for _ in range(3)] + [np.zeros(256, np.int64) for _ in range(2)]
+FREE = np.ones(256, np.uint8)
+
+
+def _scratch(allow=None):
+    """pick's scratch arrays and its restriction (none unless allow is given)."""
+    return ([np.zeros(256) for _ in range(3)] + [np.zeros(256, np.int64) for _ in range(2)]
+            + [allow is not None, FREE if allow is None else allow.astype(np.uint8)])
 
 
 @pytest.mark.parametrize("temperature,top_k,top_p", [
@@ -65,3 +70,25 @@ def test_pick_extreme_u_stays_on_allowed_values():
     lp[[3, 200]] = -0.1
     for u in (0.0, 1.0 - 2 ** -53):
         assert pick(lp, 1.0, 2, 1.0, u, *_scratch()) == ref.pick(lp, 1.0, 2, 1.0, u)
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.9, 40, 0.95), (1.0, 1, 1.0)])
+def test_restricted_pick_matches_reference_and_keeps_to_the_allowed_values(temperature, top_k, top_p):
+    """The silence guard's restriction: only allowed values, the reference's choice; when
+    truncation leaves no allowed value, the most likely allowed one."""
+    rng = np.random.default_rng(3)
+    for trial in range(150):
+        lp = rng.normal(-6, 3, 256)
+        allow = rng.random(256) < (0.5 if trial % 2 else 0.02)
+        allow[int(rng.integers(0, 256))] = True
+        u = ref.uniform(trial, trial)
+        want = ref.pick(lp, temperature, top_k, top_p, u, allow)
+        got = pick(lp, temperature, top_k, top_p, u, *_scratch(allow))
+        assert got == want and allow[got], (trial, got, want)
+    lp = np.zeros(256)
+    lp[7] = 5.0                       # top-k 1 keeps only 7, which is not allowed
+    allow = np.zeros(256, bool)
+    allow[[9, 11]] = True
+    lp[11] = 1.0
+    assert pick(lp, 1.0, 1, 1.0, 0.5, *_scratch(allow)) == ref.pick(lp, 1.0, 1, 1.0, 0.5, allow) == 11
+

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sidlive.frames import PAL_FRAME_RATE_HZ
-from training.census import CENSUS_KEYS, census, compare_census, silent_frames
+from engine.silence import silent_frames
+from training.census import CENSUS_KEYS, census, compare_census
 from training.repetition import longest_repeat, loop_collapse
 
 FPS = PAL_FRAME_RATE_HZ

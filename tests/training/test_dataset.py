@@ -155,7 +155,7 @@ def test_composer_dropout(data):
 
 
 def test_trim_silence_starts_windows_at_the_first_sound(tmp_path):
-    from training.census import first_sound_frame
+    from engine.silence import first_sound_frame
     write_synthetic(tmp_path, n_tunes=3, seed=3, min_frames=120, max_frames=200)
     tunes = load_index(tmp_path)
     shard = tmp_path / "shards" / "synthetic.npy"
