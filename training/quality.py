@@ -335,8 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=SAMPLING_DEFAULTS["top_p"])
     p.add_argument("--repetition", type=float, default=SAMPLING_DEFAULTS["repetition"],
                    help="pointer models: 0 never copies, 1 as trained (the defaults: the live instrument's)")
-    p.add_argument("--max-silence-s", type=float, default=DEFAULT_MAX_SILENCE_S,
-                   help="the sampler's silence guard (engine.generator; 0 = off, the model alone)")
+    p.add_argument("--max-silence-s", type=float, default=DEFAULT_MAX_SILENCE_S, help="the silence guard; 0 = off")
     p.add_argument("--seed", type=int, default=1000, help="first seed; generation i uses seed + i")
     p.add_argument("--prompt-seconds", type=float, default=3.0)
     p.add_argument("--prompt-start-seconds", type=float, default=5.0, help="where prompts are cut in their tune")
@@ -388,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                             seeds=[a.seed + i for i in range(a.n)], composers=composers,
                             log=lambda line: print(line, file=sys.stderr, flush=True))
     report.update(model=str(a.model), data=str(data), val_permille=val_permille, split_seed=split_seed,
-                  sampling={"temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
-                            "repetition": a.repetition, "max_silence_s": a.max_silence_s})
+                  sampling={k: getattr(a, k) for k in ("temperature", "top_k", "top_p", "repetition", "max_silence_s")})
     report["prompt_tunes"] = [e["path"] for e in prompt_entries]
     if a.json:
         print(json.dumps(_jsonable(report), indent=1))
