@@ -269,7 +269,11 @@ class Generator:
                 self.prime(self._zero)
             i = 0
             while i < n:
+                self._apply_pending()                 # settings staged meanwhile apply between frames
                 limit = self._max_silence_frames
+                if limit == 0:
+                    self._run(n - i, MODE_SAMPLE, self._no_teacher, out[i:], self._no_lp, self._no_logits)
+                    break
                 tail = self.last_frames(min(SILENCE_WINDOW_FRAMES, self._available()))
                 quiet = trailing_silence(tail)
                 if quiet < limit:
@@ -278,7 +282,7 @@ class Generator:
                     i += k
                     continue
                 index = 0 if self._origin_pending else self.length - int(self.st[ST_ORIGIN])
-                self.rules[:] = wake_up_rules(tail[-1], voice_draw(int(self.seed_arr[0]), index))
+                self.rules[:] = wake_up_rules(tail[-1], voice_draw(int(self.seed_arr[0]), index), self.fmask != 0)
                 self.rmask[:] = (self.rules == 0).any(axis=1)
                 try:
                     self._run(1, MODE_SAMPLE, self._no_teacher, out[i:i + 1], self._no_lp, self._no_logits, self.rmask)

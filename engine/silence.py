@@ -126,7 +126,7 @@ def trailing_silence(regs: np.ndarray) -> int:
     return len(regs) if len(loud) == 0 else len(regs) - 1 - int(loud[-1])
 
 
-def wake_up_rules(last: np.ndarray, pick_voice: float) -> np.ndarray:
+def wake_up_rules(last: np.ndarray, pick_voice: float, forced: np.ndarray | None = None) -> np.ndarray:
     """(25, 256) bool, the values each register may take in a frame that must start a note
     after `last` (25,), the frame before it: one voice, chosen by pick_voice in [0, 1) among
     those the filter and "voice 3 off" leave audible (all three if none), preferring voices
@@ -134,11 +134,15 @@ def wake_up_rules(last: np.ndarray, pick_voice: float) -> np.ndarray:
     waveform, test bit off, an attack of at most 100 ms, a sustain level > 0 and a frequency > 0
     (or, if its gate
     is on already, gates off, to start the note in the next frame); the volume > 0; the voice
-    not routed through the filter (nor, voice 3, switched off). Every other register is free."""
+    not routed through the filter (nor, voice 3, switched off). Every other register is free.
+    forced (25,) bool: registers the caller forces; voices whose control register is forced
+    are not chosen while another voice can be."""
     allow = np.ones((25, 256), bool)
     v_all = np.arange(256)
     mode_vol, res_filt = np.uint8(last[MODE_VOL]), np.uint8(last[RES_FILT])
     free = [v for v in range(3) if not voice_muted(mode_vol, res_filt, v)] or [0, 1, 2]
+    if forced is not None:                      # a voice the caller plays (forced control) is not ours
+        free = [v for v in free if not forced[CTRL[v]]] or [v for v in range(3) if not forced[CTRL[v]]] or free
     ready = [v for v in free if not last[CTRL[v]] & 1] or free
     voice = ready[min(int(pick_voice * len(ready)), len(ready) - 1)]
     if last[CTRL[voice]] & 1:

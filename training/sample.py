@@ -308,7 +308,7 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
         if limit:
             tail = np.concatenate([prompt, out[:i]])[-SILENCE_WINDOW_FRAMES:]
             if trailing_silence(tail) >= limit:
-                rules = wake_up_rules(tail[-1], voice_draw(seed, i))
+                rules = wake_up_rules(tail[-1], voice_draw(seed, i), None if fmask is None else fmask[i])
 
         def choose(k, reg, logits, i=i, rules=rules):
             if fmask is not None and fmask[i, reg]:

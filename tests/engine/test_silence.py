@@ -52,6 +52,11 @@ def test_the_rules_restrict_only_what_a_note_needs():
     assert restricted == {CTRL[0], AD[0], SR[0], 0x01, MODE_VOL, 0x17}
     assert allow[CTRL[0], 0x41] and not allow[CTRL[0], 0x40] and not allow[CTRL[0], 0x49]
     assert not allow[MODE_VOL, 0x10] and allow[MODE_VOL, 0x1F]
+    forced = np.zeros(25, bool)
+    forced[CTRL[0]] = forced[CTRL[1]] = True      # voices 1 and 2 are played by the caller
+    for draw in (0.0, 0.5, 0.99):
+        allow = wake_up_rules(last, draw, forced)
+        assert not allow[CTRL[2]].all() and allow[CTRL[0]].all() and allow[CTRL[1]].all()
 
 
 def test_trailing_silence_and_limits():
