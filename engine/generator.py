@@ -46,7 +46,7 @@ from engine.matches import NUM_GROUPS
 from engine.matchstate import MatchState
 from engine.jit import ensure_compiled
 from engine.kernels import SC_ROWS, SD_ROWS, SI_ROWS, scratch_width
-from engine.silence import SILENCE_WINDOW_FRAMES, silence_frames, trailing_silence, voice_draw, wake_up_rules
+from engine.silence import CANONICAL, next_window_move, silence_frames, trailing_silence, voice_draw, wake_up_rules, window_start
 from engine.weights import D_CAP, D_MAXTOK, EngineModel, load_model
 
 MAX_TEMPERATURE = 1000.0
@@ -123,9 +123,11 @@ class Generator:
         self._pending: dict = {}
         self._pending_lock = threading.Lock()
         self._origin_pending = True
-        self.rmask = np.zeros(c.n_regs, np.uint8)          # the silence guard's restricted registers
-        self.rules = np.ones((c.n_regs, c.vocab), np.uint8)  # and their allowed values
-        self._free = np.zeros(c.n_regs, np.uint8)
+        # restricted registers and their allowed values: canonical values always (the pulse
+        # width's and cutoff's unused bits stay clear), the silence guard's rules when it acts
+        self.rules = CANONICAL.astype(np.uint8)
+        self._canon_mask = (~CANONICAL).any(axis=1).astype(np.uint8)
+        self.rmask = self._canon_mask.copy()
         self._max_silence_frames = 0
         self.max_silence_s = 0.0
         self.set_sampling(temperature=temperature, top_k=top_k, top_p=top_p, composer=composer, repetition=repetition,
@@ -274,20 +276,23 @@ class Generator:
                 if limit == 0:
                     self._run(n - i, MODE_SAMPLE, self._no_teacher, out[i:], self._no_lp, self._no_logits)
                     break
-                tail = self.last_frames(min(SILENCE_WINDOW_FRAMES, self._available()))
+                t = self.length
+                tail = self.last_frames(min(t - window_start(t), self._available()))
                 quiet = trailing_silence(tail)
                 if quiet < limit:
-                    k = min(n - i, limit - quiet)
+                    k = min(n - i, limit - quiet, next_window_move(t) - t)
                     self._run(k, MODE_SAMPLE, self._no_teacher, out[i:i + k], self._no_lp, self._no_logits)
                     i += k
                     continue
                 index = 0 if self._origin_pending else self.length - int(self.st[ST_ORIGIN])
-                self.rules[:] = wake_up_rules(tail[-1], voice_draw(int(self.seed_arr[0]), index), self.fmask != 0)
+                self.rules[:] = wake_up_rules(tail[-1], voice_draw(int(self.seed_arr[0]), index), self.fmask != 0) \
+                    & CANONICAL
                 self.rmask[:] = (self.rules == 0).any(axis=1)
                 try:
                     self._run(1, MODE_SAMPLE, self._no_teacher, out[i:i + 1], self._no_lp, self._no_logits, self.rmask)
                 finally:
-                    self.rmask[:] = 0
+                    self.rules[:] = CANONICAL
+                    self.rmask[:] = self._canon_mask
                 i += 1
         return out
 
@@ -311,7 +316,7 @@ class Generator:
 
     def _run(self, n, mode, teacher, out, out_lp, out_logits, rmask=None) -> np.ndarray:
         out = self._out(n, out)
-        rmask = self._free if rmask is None else rmask
+        rmask = self._canon_mask if rmask is None else rmask
         with self._lock:
             self._apply_pending()
             if self.st[ST_N] == 0:
@@ -370,4 +375,4 @@ class Generator:
         run_frames(m.W8, m.WF, m.lay, self.dims, m.fpar, m.order, self.kc, self.vc, self.hist, self.lk, self.lv,
                    self.sc, self.sd, self.si, self.st, self.sf, self.seed_arr, self.fmask, self.fvals,
                    0, MODE_SAMPLE, self._no_teacher, self._zero[:0], self._no_lp, self._no_logits,
-                   self.matches.arrays(), self.cand, self._free, self.rules)
+                   self.matches.arrays(), self.cand, self._canon_mask, self.rules)

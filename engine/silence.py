@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from engine.sampler import uniform
-from sidlive.frames import PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ, check_regs
+from sidlive.frames import CANON_MASK, PAL_FRAME_CYCLES, PAL_FRAME_RATE_HZ, check_regs
 
 AUDIBLE_LEVEL = 8  # envelope level (of 255) from which a voice counts as audible
 CTRL = (0x04, 0x0B, 0x12)
@@ -20,7 +20,10 @@ AD = (0x05, 0x0C, 0x13)
 SR = (0x06, 0x0D, 0x14)
 FREQ_HI = (0x01, 0x08, 0x0F)
 RES_FILT, MODE_VOL = 0x17, 0x18
-SILENCE_WINDOW_FRAMES = 256   # the guard estimates silence over the timeline's last 256 frames
+SILENCE_WINDOW_FRAMES = 256   # the guard's silence estimate starts at a multiple of 256 frames (window_start)
+# (25, 256) bool: the values a register may take in a canonical frame (sidlive.frames: bits the
+# SID ignores are clear); the sampler keeps to them, as the training data does
+CANONICAL = (np.arange(256)[None, :] & ~CANON_MASK[:, None].astype(np.int64)) == 0
 VOICE_SALT = 0x5111E7CE       # the guard's own RNG stream (seed ^ salt, counter = frame index)
 
 # ADSR rate periods in cycles per envelope step, index = the 4-bit rate (SID datasheet
@@ -158,6 +161,20 @@ def wake_up_rules(last: np.ndarray, pick_voice: float, forced: np.ndarray | None
     if voice == 2:
         allow[MODE_VOL] &= (v_all & 0x80) == 0
     return allow
+
+
+def window_start(t: int) -> int:
+    """Where the silence estimate for a frame at timeline position t starts: a multiple of
+    SILENCE_WINDOW_FRAMES, 256..511 frames back (0 early on). It moves only every 256 frames,
+    so the estimate of a frame never changes while the window stays, whatever the chunking."""
+    w = SILENCE_WINDOW_FRAMES
+    return max(0, (t - w) // w * w)
+
+
+def next_window_move(t: int) -> int:
+    """The first position after t whose window_start differs from t's."""
+    w = SILENCE_WINDOW_FRAMES
+    return max(w, (t // w + 1) * w)
 
 
 def silence_frames(max_silence_s: float) -> int:

@@ -36,7 +36,7 @@ from engine.config import POINTER_FEATURES
 from engine.matches import NUM_BUCKETS, NUM_GROUPS
 from engine.matchstate import MatchState
 from engine.generator import DEFAULT_MAX_SILENCE_S
-from engine.silence import SILENCE_WINDOW_FRAMES, silence_frames, trailing_silence, voice_draw, wake_up_rules
+from engine.silence import CANONICAL, silence_frames, trailing_silence, voice_draw, wake_up_rules, window_start
 from training.model import SidModel, rope_tables
 from training.pointer import MAX_BUCKET, Cands, candidate_input, hit_token
 
@@ -280,8 +280,8 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
              force_mask=None, force_values=None, repetition: float = 1.0,
              max_silence_s: float = DEFAULT_MAX_SILENCE_S) -> np.ndarray:
     """Generate n_frames (n, 25) uint8 after `prompt` (P, 25) uint8; no prompt = one all-zero frame.
-    The silence guard (max_silence_s > 0): when the last max_silence_s of the timeline (judged
-    over its last SILENCE_WINDOW_FRAMES) are silent, the frame must start a note
+    Values stay canonical (engine.silence.CANONICAL). The silence guard (max_silence_s > 0): when the last max_silence_s of the timeline (judged
+    from engine.silence.window_start on) are silent, the frame must start a note
     (engine.silence.wake_up_rules; the restricted registers' values still come from the model)."""
     model.eval()
     cfg = model.cfg
@@ -306,14 +306,16 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
         h = global_step(model, cur, comp, cache)
         rules = None
         if limit:
-            tail = np.concatenate([prompt, out[:i]])[-SILENCE_WINDOW_FRAMES:]
+            t = len(prompt) + i
+            tail = np.concatenate([prompt, out[:i]])[window_start(t):]
             if trailing_silence(tail) >= limit:
                 rules = wake_up_rules(tail[-1], voice_draw(seed, i), None if fmask is None else fmask[i])
 
         def choose(k, reg, logits, i=i, rules=rules):
             if fmask is not None and fmask[i, reg]:
                 return int(fvals[i, reg])
-            allow = None if rules is None or rules[reg].all() else rules[reg]
+            allow = CANONICAL[reg] if rules is None else CANONICAL[reg] & rules[reg]
+            allow = None if allow.all() else allow
             return pick(logits, temperature, top_k, top_p, uniform(seed, i * cfg.n_regs + k), allow)
 
         cur = local_frame(model, h, cur, choose, cache.cand, repetition)

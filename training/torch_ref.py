@@ -5,7 +5,7 @@ lists and samples in numpy, which is slow. This is the fast eager-mode PyTorch v
 compare the engine against: preallocated K/V tensors (a ring of context_frames slots,
 attention over the filled slots, as plain matmuls), the local decoder's K/V preallocated, the readout and the
 sampling in torch ops (softmax at the temperature + torch.multinomial; temperature 0 is
-argmax, which matches the reference). Imports torch; the engine proper never imports this.
+argmax, which matches the reference; values kept canonical as there). Imports torch; the engine proper never imports this.
 """
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ import torch.nn.functional as F
 from engine.candidates import candidate_frame
 from engine.matches import NUM_BUCKETS, NUM_GROUPS
 from engine.matchstate import MatchState
+from engine.silence import CANONICAL
 from training.export import model_from_sidm
 from training.model import SidModel, rope_tables
 from training.pointer import Cands, candidate_input, hit_token
 from training.sample import _features
+
+CANON_T = torch.from_numpy(CANONICAL)
+CANON_ALL = CANONICAL.all(axis=1)
 
 
 def _attend(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
@@ -111,6 +115,8 @@ class TorchGenerator:
             else:
                 lp = F.logsigmoid(-s) + torch.log_softmax(z, -1)
                 lp[p] = F.logsigmoid(s)
+            if not CANON_ALL[reg]:                   # canonical values only, as the engine samples
+                lp = lp.masked_fill(~CANON_T[reg], float("-inf"))
             if self.temperature <= 0:
                 v = int(torch.argmax(lp))
             else:

@@ -98,3 +98,28 @@ def test_the_guard_wakes_a_silent_model_and_the_engine_matches_the_reference(sil
     g.reseed(3)
     parts = np.concatenate([g.generate(k) for k in (1, 7, 30, 2, 80)])
     np.testing.assert_array_equal(parts, on)
+
+
+def test_guard_decisions_do_not_depend_on_the_chunking(silent_model):
+    """Past the first window moves (256, 512, 768 frames), with prompts that sound then stop:
+    any chunking gives the frames of one call, and the reference's."""
+    model, path = silent_model
+    rng = np.random.default_rng(5)
+    prompt = np.zeros((300, 25), np.uint8)
+    prompt[:, 0x18], prompt[:, 0x01], prompt[:, 0x06] = 0x0F, 0x11, 0x08   # slow release
+    prompt[::40, 0x04] = 0x21
+    prompt[1::40, 0x04] = 0x20
+    g = Generator(path, log=None, temperature=1.0, seed=9, max_silence_s=0.3)
+    g.prime(prompt)
+    whole = g.generate(600)
+    for _ in range(3):
+        g.reset()
+        g.reseed(9)
+        g.prime(prompt)
+        sizes, left = [], 600
+        while left:
+            sizes.append(min(left, int(rng.integers(1, 90))))
+            left -= sizes[-1]
+        np.testing.assert_array_equal(np.concatenate([g.generate(k) for k in sizes]), whole)
+    ref = sample.generate(model, prompt, 600, temperature=1.0, seed=9, max_silence_s=0.3)
+    np.testing.assert_array_equal(whole, ref)
