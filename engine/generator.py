@@ -46,7 +46,8 @@ from engine.matches import NUM_GROUPS
 from engine.matchstate import MatchState
 from engine.jit import ensure_compiled
 from engine.kernels import SC_ROWS, SD_ROWS, SI_ROWS, scratch_width
-from engine.silence import CANONICAL, next_window_move, silence_frames, trailing_silence, voice_draw, wake_up_rules, window_start
+from engine.silence import (CANONICAL, next_window_move, silence_frames, trailing_silence, voice_draw, wake_up_rules,
+                            window_start)
 from engine.weights import D_CAP, D_MAXTOK, EngineModel, load_model
 
 MAX_TEMPERATURE = 1000.0

@@ -280,9 +280,10 @@ def generate(model: SidModel, prompt: np.ndarray | None, n_frames: int, composer
              force_mask=None, force_values=None, repetition: float = 1.0,
              max_silence_s: float = DEFAULT_MAX_SILENCE_S) -> np.ndarray:
     """Generate n_frames (n, 25) uint8 after `prompt` (P, 25) uint8; no prompt = one all-zero frame.
-    Values stay canonical (engine.silence.CANONICAL). The silence guard (max_silence_s > 0): when the last max_silence_s of the timeline (judged
-    from engine.silence.window_start on) are silent, the frame must start a note
-    (engine.silence.wake_up_rules; the restricted registers' values still come from the model)."""
+    Values stay canonical (engine.silence.CANONICAL). The silence guard (max_silence_s > 0):
+    when the last max_silence_s of the timeline (judged from engine.silence.window_start on)
+    are silent, the frame must start a note (engine.silence.wake_up_rules; the restricted
+    registers' values still come from the model)."""
     model.eval()
     cfg = model.cfg
     if temperature < 0 or top_k < 0 or not (0 <= top_p <= 1):

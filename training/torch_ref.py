@@ -5,7 +5,8 @@ lists and samples in numpy, which is slow. This is the fast eager-mode PyTorch v
 compare the engine against: preallocated K/V tensors (a ring of context_frames slots,
 attention over the filled slots, as plain matmuls), the local decoder's K/V preallocated, the readout and the
 sampling in torch ops (softmax at the temperature + torch.multinomial; temperature 0 is
-argmax, which matches the reference; values kept canonical as there). Imports torch; the engine proper never imports this.
+argmax, which matches the reference; values kept canonical as there). Imports torch; the engine
+proper never imports this.
 """
 from __future__ import annotations
 

@@ -153,11 +153,11 @@ def _shape(x: float, curve: str) -> float:
 def _registry() -> dict[str, Param]:
     P = Param
     params = [
-        P("temperature", "continuous", "generator", True, 0.9, 0.1, 2.0, curve="exp",
+        P("temperature", "continuous", "generator", True, 1.0, 0.1, 2.0, curve="exp",
           doc="sampling temperature"),
-        P("top_p", "continuous", "generator", True, 0.95, 0.05, 1.0,
+        P("top_p", "continuous", "generator", True, 1.0, 0.05, 1.0,
           doc="nucleus sampling: keep the smallest set of bytes with this probability mass (1 = off)"),
-        P("top_k", "integer", "generator", True, 40, 0, 256,
+        P("top_k", "integer", "generator", True, 0, 0, 256,
           doc="keep the k most likely bytes (0 = off)"),
         P("repetition", "continuous", "generator", True, 1.0, 0.0, 2.0,
           doc="how much the model repeats from the tune's history (pointer models): 0 never copies, "

@@ -111,7 +111,7 @@ def test_view_shows_voices_filter_and_settings(model_path):
         run_view(d, seconds=0.3)    # stdin is not a terminal here: no keys, just the view
     finally:
         d.stop()
-    for words in ("voice", "waveform", "filter: cutoff", "temperature 0.90", "loop dojo (call_response, call)",
+    for words in ("voice", "waveform", "filter: cutoff", "temperature 1.00", "loop dojo (call_response, call)",
                   "lookahead", "underruns audio 0", "1 2 3 mute", "keyboard ch 2 -> voice 1: -"):
         assert words in text, words
 
@@ -124,7 +124,7 @@ def test_keys_mirror_the_controls():
     (ev,) = key_events("6", s)
     assert ev.name == "solo_3"
     (ev,) = key_events("T", s)
-    assert ev.name == "temperature" and ev.value == pytest.approx(0.99)
+    assert ev.name == "temperature" and ev.value == pytest.approx(1.1)   # the default 1.0 x 1.1
     (ev,) = key_events("k", s.replace(top_k=2))
     assert ev.value == 0                      # clamped to the range
     for key, name in (("r", "reseed"), ("]", "next_loop"), ("[", "prev_loop"), ("s", "capture_loop"),

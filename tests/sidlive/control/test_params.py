@@ -85,7 +85,7 @@ def test_state_is_immutable_and_replace_validates():
     with pytest.raises(AttributeError):
         s.temperature = 1.0
     t = s.replace(temperature=1.5)
-    assert s.temperature == 0.9 and t.temperature == 1.5 and t["temperature"] == 1.5
+    assert s.temperature == 1.0 and t.temperature == 1.5 and t["temperature"] == 1.5
     with pytest.raises(ControlError, match="temperature"):
         s.replace(temperature=5)
     assert s == ControlState() and s != t and hash(s) == hash(ControlState())
@@ -160,7 +160,7 @@ def test_controls_apply_swaps_one_reference_and_reports():
     assert len(u.errors) == 2 and "top_p: 7 is out of range" in u.errors[0]
     assert c.rejected == 2
     assert u.rollback and u.targets == {"generator", "renderer"}
-    assert c.state is not before and before.temperature == 0.9  # the old snapshot is untouched
+    assert c.state is not before and before.temperature == 1.0  # the old snapshot is untouched
     u2 = c.apply([ControlEvent("volume_db", -3.0)])
     assert not u2.rollback and u2.targets == {"renderer"}
     assert c.apply([]).changes == [] and c.state.volume_db == -3.0
