@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "fresh random one, printed and recorded with the take)")
     ap.add_argument("--temp", type=float, default=None, help="initial temperature")
     ap.add_argument("--repetition", type=float, default=None, help="initial repetition (0..2; pointer models)")
+    ap.add_argument("--max-silence-s", type=float, default=D.max_silence_s,
+                    help="the silence guard: after this much silence the model must start a note, 0 = off "
+                         f"(default {D.max_silence_s})")
     return ap
 
 
@@ -83,7 +86,8 @@ def config_from_args(args) -> LiveConfig:
                       asid_lead_s=args.asid_lead_ms / 1e3, fx=args.fx, fx_on=args.fx_on,
                       osc_port=None if args.no_osc else args.osc_port,
                       lookahead_frames=args.lookahead, keep_frames=args.keep, block_frames=args.block,
-                      chip=args.chip, seed=args.seed, loop=args.loop, loop_mode=args.loop_mode, controls=controls)
+                      chip=args.chip, seed=args.seed, loop=args.loop, loop_mode=args.loop_mode, controls=controls,
+                      max_silence_s=args.max_silence_s)
 
 
 def main(argv: list[str] | None = None) -> int:

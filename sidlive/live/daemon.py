@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine.generator import Generator
+from engine.generator import DEFAULT_MAX_SILENCE_S, Generator
 from engine.weights import load_model
 from sidlive.audio.fx import FxError, find_chain
 from sidlive.audio.recording import Recorder
@@ -74,6 +74,7 @@ class LiveConfig:
     controls: dict = dataclasses.field(default_factory=dict)   # initial parameter values
     switch_interval_s: float = 0.001     # GIL hand-over interval while running
     rt_priority: int = 2                 # SCHED_FIFO for our Python threads (0: off); below JACK's (5, 10)
+    max_silence_s: float = DEFAULT_MAX_SILENCE_S   # the silence guard (engine.generator; 0 = off)
 
 
 class LiveDaemon:
@@ -174,7 +175,8 @@ class LiveDaemon:
         self.audio = AudioCallback(self.ring, chip=cfg.chip, rate_hz=cfg.rate_hz, block_frames=cfg.block_frames,
                                    subframes=cfg.subframes, recorder=self.recorder, state=self.controls.state)
         self.arrangement = Arrangement()
-        gen = Generator(self.model, max_rollback_frames=64, log=lambda s: self.message(s))
+        gen = Generator(self.model, max_rollback_frames=64, max_silence_s=cfg.max_silence_s,
+                        log=lambda s: self.message(s))
         self.genthread = GeneratorThread(gen, self.ring, self.audio, self.arrangement, keep_frames=cfg.keep_frames,
                                          on_error=self.message)
         self.ports = Ports(cfg, self.audio, self.controls, self.recorder, self.post, self.message)

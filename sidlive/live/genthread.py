@@ -265,7 +265,7 @@ class GeneratorThread:
                     continue
                 if self._shadow is None:
                     self._shadow = Generator(self.gen.model, max_rollback_frames=self.gen.max_rollback_frames,
-                                             log=None)
+                                             max_silence_s=self.gen.max_silence_s, log=None)
                 self._shadow.reset()
                 ctx = self._context(job[0].regs)
                 for i in range(0, len(ctx), PRIME_CHUNK_FRAMES):   # a newer loop abandons this one

@@ -2,6 +2,7 @@
 control, the launch measurement, and the rich view with its keys."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -187,3 +188,15 @@ def test_each_run_gets_its_own_seed_said_recorded_and_replayable(capsys, model_p
     again = load_regs(tmp_path / "again.regs").regs
     n = min(len(again), len(takes[0]))
     assert n > 20 and np.array_equal(again[:n], takes[0][:n])
+
+
+def test_the_silence_guard_is_a_flag(model_path):
+    """`--max-silence-s` reaches the generator (default 0.5 s; 0 lets the model stay silent)."""
+    assert live.config_from_args(live.build_parser().parse_args([])).max_silence_s == 0.5
+    cfg = live.config_from_args(live.build_parser().parse_args(["--max-silence-s", "0", "--model", str(model_path)]))
+    cfg = dataclasses.replace(cfg, audio="null", midi=None, osc_port=None, rt_priority=0)
+    d = live.LiveDaemon(cfg, on_message=lambda m: None).start()
+    try:
+        assert d.genthread.gen.settings["max_silence_s"] == 0.0
+    finally:
+        d.stop()
