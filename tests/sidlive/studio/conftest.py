@@ -135,6 +135,16 @@ def pointer_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def plain_model(tmp_path_factory):
+    """A tiny randomly initialised model of the previous design: no repetition control."""
+    from engine.config import ModelConfig
+    from sidlive.measure.enginebench import random_model
+    from tests.conftest import TINY
+    path = tmp_path_factory.mktemp("models") / "tiny-plain.sidm"
+    return random_model(path, ModelConfig(**TINY), seed=4)
+
+
+@pytest.fixture(scope="session")
 def shots(tmp_path_factory):
     """Where the page tests save their screenshots (also copied to $SIDLIVE_STUDIO_SHOTS when set)."""
     d = tmp_path_factory.mktemp("studio-shots")

@@ -178,11 +178,13 @@ def test_a_session_prompt_steer_generate_keep_export_and_play_live(running, brow
     assert not errors, errors
 
 
-def test_bad_input_gets_a_clear_message_and_nothing_is_lost(running, browser, tunes, shots, pointer_model):
+def test_bad_input_gets_a_clear_message_and_nothing_is_lost(running, browser, tunes, shots, pointer_model,
+                                                            plain_model):
     models = running.studio.library.root / "models"
     models.mkdir(exist_ok=True)
     (models / "broken.sidm").write_bytes(b"SIDM" + bytes(40))
     shutil.copy(pointer_model, models / "tiny-pointer.sidm")
+    shutil.copy(plain_model, models / "tiny-plain.sidm")
     page = browser.new_page()
     ready(page, running.url)
     n_sources = len(running.studio.library.sources())
@@ -201,12 +203,14 @@ def test_bad_input_gets_a_clear_message_and_nothing_is_lost(running, browser, tu
     page.select_option("#model-select", label="broken")
     msgs.get_by_text("model failed to load").first.wait_for(timeout=T)
     page.wait_for_function("document.getElementById('model-select').selectedOptions[0].text === 'default'", timeout=T)
-    assert page.is_disabled("#repetition")
+    assert not page.is_disabled("#repetition")                  # the shipped model is a pointer model
+    page.select_option("#model-select", label="tiny-plain")
+    page.wait_for_function("document.getElementById('repetition').disabled", timeout=T)
     page.select_option("#model-select", label="tiny-pointer")
     page.wait_for_function("!document.getElementById('repetition').disabled", timeout=T)
     page.screenshot(path=str(shots / "errors.png"))
     page.select_option("#model-select", label="default")
-    page.wait_for_function("document.getElementById('repetition').disabled", timeout=T)
+    page.wait_for_function("!document.getElementById('repetition').disabled", timeout=T)
     # two tabs generating at once: both takes are made, one after the other; each tab sees both
     other = browser.new_page()
     ready(other, running.url)
