@@ -268,7 +268,8 @@ class WindowSampler:
         for b in range(batch):
             i = int(np.searchsorted(self.cum, rng.random() * self.cum[-1], side="right"))
             tune = self.tunes[min(i, len(self.tunes) - 1)]
-            start = int(rng.integers(0, max(0, tune.frames + 1 - (self.T + 1)) + 1))
+            n = len(self.frames(tune)) if self.trim else tune.frames   # the frames trained on
+            start = int(rng.integers(0, max(0, n + 1 - (self.T + 1)) + 1))
             win, m = self.window(tune, start)
             k = st = 0
             if self.rotate:

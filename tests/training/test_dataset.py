@@ -172,3 +172,17 @@ def test_trim_silence_starts_windows_at_the_first_sound(tmp_path):
     w1, _ = trim.window(t, 0)
     assert not w0[1:].any() and np.array_equal(w1[1:], store.frames(t)[lead:lead + 16])   # the zero frame, then music
     assert first_sound_frame(w1[1:]) == 0
+
+
+def test_trimmed_windows_start_within_the_trimmed_tune(tmp_path):
+    """Window starts are drawn over the frames trained on: with the leading silence cut, every
+    window of a long enough tune is full (none runs past the tune's end into padding)."""
+    write_synthetic(tmp_path, n_tunes=1, seed=4, min_frames=200, max_frames=200)
+    tunes = load_index(tmp_path)
+    shard = tmp_path / "shards" / "synthetic.npy"
+    data = np.load(shard)
+    data[:120] = 0                                # 120 silent frames, then 80 of music
+    np.save(shard, data)
+    trim = WindowSampler(FrameStore(tmp_path), tunes, ("any",), 32, trim_silence=True)
+    b = trim.sample(np.random.default_rng(0), 200)
+    assert b.mask.all()
