@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+from engine.generator import MAX_MAX_SILENCE_S
 from sidlive.live.daemon import (  # noqa: F401
     DEFAULT_CONTROLLER,
     DEFAULT_MODEL,
@@ -98,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
               f"turns it off; give --midi virtual or a port name, or leave --controller out", file=sys.stderr)
         return SETUP_EXIT
     cfg = config_from_args(args)
+    if not 0 <= cfg.max_silence_s <= MAX_MAX_SILENCE_S:
+        print(f"sidlive live: --max-silence-s must be in 0..{MAX_MAX_SILENCE_S:g} seconds (0 = off), "
+              f"got {cfg.max_silence_s:g}", file=sys.stderr)
+        return SETUP_EXIT
     if not LOOKAHEAD.lo <= cfg.lookahead_frames <= LOOKAHEAD.hi or not 0 <= cfg.keep_frames <= cfg.lookahead_frames:
         print(f"sidlive live: --lookahead must be in {LOOKAHEAD.range_text()} and --keep in 0..lookahead", file=sys.stderr)
         return SETUP_EXIT

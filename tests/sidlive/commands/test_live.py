@@ -200,3 +200,11 @@ def test_the_silence_guard_is_a_flag(model_path):
         assert d.genthread.gen.settings["max_silence_s"] == 0.0
     finally:
         d.stop()
+
+
+def test_a_silence_guard_out_of_range_is_a_setup_error(capsys, model_path):
+    rc = live.main(["--model", str(model_path), "--audio", "null", "--headless", "--seconds", "1", "--midi", "none",
+                    "--no-osc", "--max-silence-s", "-1"])
+    err = capsys.readouterr().err
+    assert rc == live.SETUP_EXIT and "--max-silence-s must be in 0..60" in err and "-1" in err
+    assert "Traceback" not in err
