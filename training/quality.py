@@ -353,8 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command line: generate, measure and report; returns 0 when every target is met, 1 if not, 2 on bad input."""
     a = build_parser().parse_args(argv)
-    gen = load_generator(a.model, top_k=a.top_k, top_p=a.top_p, backend=a.backend, repetition=a.repetition,
-                         max_silence_s=a.max_silence_s)
+    try:
+        gen = load_generator(a.model, top_k=a.top_k, top_p=a.top_p, backend=a.backend, repetition=a.repetition,
+                             max_silence_s=a.max_silence_s)
+    except (OSError, ValueError) as e:    # a missing or broken model file, a setting out of its range
+        print(f"python -m training.quality: {e}", file=sys.stderr)
+        return 2
     tc = gen.train_config or {}
     data = a.data or tc.get("data_dir") or _TRAIN.data_dir
     val_permille = a.val_permille if a.val_permille is not None else tc.get("val_permille", _TRAIN.val_permille)
@@ -364,8 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     entries = read_index(data)
     held = [is_validation(e, val_permille, split_seed) for e in entries]
-    val = [e for e, h in zip(entries, held) if h]
-    train = [e for e, h in zip(entries, held) if not h]
+    val, train = [e for e, h in zip(entries, held) if h], [e for e, h in zip(entries, held) if not h]
     if not val or not train:
         print(f"{data}: need validation and training tunes, got {len(val)} and {len(train)} "
               f"(val_permille {val_permille}, split seed {split_seed})", file=sys.stderr)
@@ -381,18 +384,14 @@ def main(argv: list[str] | None = None) -> int:
         index = NoveltyIndex.from_tunes(shards, train)
         if cache is not None:
             index.save(cache)
-    composers = [e.get("author") if a.composer == "prompt" else None
-                 for e in (prompt_entries * a.n)[:a.n]]
+    composers = [e.get("author") if a.composer == "prompt" else None for e in (prompt_entries * a.n)[:a.n]]
     report = quality_report(gen, prompts, real, index, n=a.n, seconds=a.seconds, temperature=a.temperature,
                             seeds=[a.seed + i for i in range(a.n)], composers=composers,
                             log=lambda line: print(line, file=sys.stderr, flush=True))
     report.update(model=str(a.model), data=str(data), val_permille=val_permille, split_seed=split_seed,
                   sampling={k: getattr(a, k) for k in ("temperature", "top_k", "top_p", "repetition", "max_silence_s")})
     report["prompt_tunes"] = [e["path"] for e in prompt_entries]
-    if a.json:
-        print(json.dumps(_jsonable(report), indent=1))
-    else:
-        print(format_report(report))
+    print(json.dumps(_jsonable(report), indent=1) if a.json else format_report(report))
     return 0 if report["pass"] else 1
 
 

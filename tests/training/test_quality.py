@@ -208,8 +208,16 @@ def test_main_rejects_a_dataset_without_a_split(tmp_path, tunes, capsys):
     assert rc == 2 and "need validation and training tunes" in capsys.readouterr().err
 
 
-def test_main_names_a_bad_checkpoint(tmp_path):
+def test_main_names_a_bad_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt: cannot read as a PyTorch checkpoint"):
-        main([str(bad)])
+    assert main([str(bad)]) == 2                 # bad input: exit 2 with one line, no traceback
+    assert "bad.pt: cannot read as a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_main_names_a_sampling_setting_out_of_range(tmp_path, capsys):
+    model = tiny_model_file(tmp_path, "sidm")
+    for flag, value, words in (("--max-silence-s", "-1", "max_silence_s must be in 0..60"),
+                               ("--repetition", "9", "repetition must be in 0..4")):
+        assert main([str(model), flag, value]) == 2
+        assert words in capsys.readouterr().err
